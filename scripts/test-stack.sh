@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The services adjoin's tests need, installed and started idempotently.
+#
+#   scripts/test-stack.sh install   PostgreSQL running, Tansu and cargo-fuzz installed
+#   scripts/test-stack.sh up        PostgreSQL running; fails if Tansu is missing
+#   scripts/test-stack.sh tansu     run a Tansu broker in the foreground (memory storage)
+#                                   on TANSU_PORT (default 19092), for trying things by hand
+#
+# PostgreSQL: DATABASE_URL if set, else the local server on 127.0.0.1:5432 (started if
+# it is down, installed with apt only where it is missing). Tests create and drop a
+# throwaway database each. Tansu is started per system test by the test itself, on a
+# free port, and stopped at the end.
+set -euo pipefail
+
+TANSU_VERSION=0.6.0
+TANSU_FEATURES=dynostore,postgres
+CARGO_FUZZ_VERSION=0.13.1
+
+log() { printf '[test-stack] %s\n' "$*" >&2; }
+
+cargo_bin() { echo "${CARGO_HOME:-$HOME/.cargo}/bin"; }
+
+ensure_postgres() {
+    if [ -n "${DATABASE_URL:-}" ]; then
+        log "using DATABASE_URL for PostgreSQL"
+        if command -v psql >/dev/null && ! psql "$DATABASE_URL" -Atqc 'select 1' >/dev/null; then
+            log "cannot connect to DATABASE_URL; check the server and the URL"
+            return 1
+        fi
+        return 0
+    fi
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        log "PostgreSQL is running on 127.0.0.1:5432"
+        return 0
+    fi
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        log "PostgreSQL is not installed: installing it with apt"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq postgresql >/dev/null
+        local version
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        # Tests connect as postgres over TCP without a password, as on the dev machines.
+        sed -i -E 's/^(host\s+all\s+all\s+127\.0\.0\.1\/32\s+)\S+/\1trust/' "/etc/postgresql/$version/main/pg_hba.conf"
+    fi
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    log "starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 60); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && { log "PostgreSQL is up"; return 0; }
+        sleep 1
+    done
+    log "PostgreSQL did not come up on 127.0.0.1:5432; see /var/log/postgresql/"
+    return 1
+}
+
+tansu_installed() {
+    local bin
+    bin="$(cargo_bin)/tansu"
+    [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$TANSU_VERSION"
+}
+
+ensure_tansu() {
+    if tansu_installed; then
+        log "tansu $TANSU_VERSION is installed"
+        return 0
+    fi
+    log "installing tansu $TANSU_VERSION (features $TANSU_FEATURES); this takes 10-25 minutes on 2 cores"
+    # Its own target directory, so it neither invalidates nor waits on the project's.
+    CARGO_TARGET_DIR="${HOME}/.cache/adjoin/tansu-target" \
+        cargo install tansu --locked --version "$TANSU_VERSION" --features "$TANSU_FEATURES"
+    tansu_installed || { log "tansu was installed but does not report version $TANSU_VERSION"; return 1; }
+}
+
+ensure_cargo_fuzz() {
+    if [ -x "$(cargo_bin)/cargo-fuzz" ]; then
+        log "cargo-fuzz is installed"
+        return 0
+    fi
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    CARGO_TARGET_DIR="${HOME}/.cache/adjoin/cargo-fuzz-target" \
+        cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+}
+
+run_tansu() {
+    tansu_installed || { log "tansu is missing: run scripts/test-stack.sh install"; return 1; }
+    local url="tcp://127.0.0.1:${TANSU_PORT:-19092}"
+    log "tansu on $url with memory storage; Ctrl-C stops it"
+    exec "$(cargo_bin)/tansu" broker --listener-url "$url" --advertised-listener-url "$url" \
+        --storage-engine memory://tansu/
+}
+
+case "${1:-up}" in
+    install)
+        ensure_postgres
+        ensure_tansu
+        ensure_cargo_fuzz
+        ;;
+    up)
+        ensure_postgres
+        tansu_installed || { log "tansu is missing: run scripts/test-stack.sh install"; exit 1; }
+        ;;
+    tansu) run_tansu ;;
+    *)
+        echo "usage: $0 [install|up|tansu]" >&2
+        exit 2
+        ;;
+esac

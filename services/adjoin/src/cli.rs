@@ -1,0 +1,67 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use adjoin_shared::config::Service;
+use adjoin_shared::telemetry::LogFormat;
+
+/// Real-time ad analytics: joins clicks to impressions from Kafka on event time and
+/// keeps PostgreSQL tables of impressions, click outcomes and per-minute rollups.
+#[derive(Debug, Parser)]
+#[command(name = "adjoin", version, propagate_version = true)]
+#[command(
+    after_help = "Configuration: defaults, then --config FILE (TOML), then environment \
+variables ADJOIN__SECTION__KEY (e.g. ADJOIN__KAFKA__BROKERS=127.0.0.1:9092). \
+Logging: RUST_LOG filters (default info)."
+)]
+pub struct Cli {
+    /// TOML configuration file; environment variables override it.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "ADJOIN_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Log line format on stderr: pretty or json.
+    #[arg(
+        long,
+        global = true,
+        env = "ADJOIN_LOG_FORMAT",
+        default_value = "pretty",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the effective configuration (defaults, file and environment merged),
+    /// with secrets redacted.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Resolve per-service defaults (the metrics address) for this service.
+    #[arg(long, value_parser = parse_service)]
+    pub service: Option<Service>,
+}
+
+fn parse_service(name: &str) -> Result<Service, String> {
+    Service::ALL
+        .into_iter()
+        .find(|service| service.as_str() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Service::ALL
+                .iter()
+                .map(|service| service.as_str())
+                .collect();
+            format!("unknown service {name:?}; one of {}", names.join(", "))
+        })
+}

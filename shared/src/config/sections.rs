@@ -1,0 +1,141 @@
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The raw topics and how adjoin creates topics (section `topics`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Raw impressions, as producers write them.
+    pub impressions: String,
+    /// Raw clicks, as producers write them.
+    pub clicks: String,
+    /// Partitions of each topic adjoin creates when it is missing. Join shards scale
+    /// up to this number of processes.
+    pub partitions: i32,
+    /// Replication factor of topics adjoin creates; use 3 on a production cluster.
+    pub replication_factor: i32,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            impressions: "impressions".to_owned(),
+            clicks: "clicks".to_owned(),
+            partitions: 4,
+            replication_factor: 1,
+        }
+    }
+}
+
+/// The metrics and health endpoint (section `metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address serving `/metrics`, `/healthz` and `/readyz`. Unset, each service
+    /// uses its own port on 127.0.0.1 (see [`Service::default_metrics_port`]) so that
+    /// several services run side by side on one host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl MetricsConfig {
+    /// Returns the address the given service listens on.
+    pub fn listen_for(&self, service: Service) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], service.default_metrics_port())))
+    }
+}
+
+/// The services (subcommands) that serve metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    Demo,
+    Ingest,
+    Join,
+    Sink,
+    Generator,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::Demo,
+        Service::Ingest,
+        Service::Join,
+        Service::Sink,
+        Service::Generator,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Service::Demo => "demo",
+            Service::Ingest => "ingest",
+            Service::Join => "join",
+            Service::Sink => "sink",
+            Service::Generator => "generator",
+        }
+    }
+
+    /// Returns the default metrics port; listed in the README.
+    pub const fn default_metrics_port(self) -> u16 {
+        match self {
+            Service::Demo => 9300,
+            Service::Ingest => 9301,
+            Service::Join => 9302,
+            Service::Sink => 9303,
+            Service::Generator => 9304,
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// Join semantics (section `join`); see DESIGN.md.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JoinConfig {
+    /// A click matches an impression up to this long after it.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// A click may carry a time this much before its impression's (clock skew
+    /// between the ad server and the click tracker) and still match.
+    #[serde(with = "humantime_serde")]
+    pub skew: Duration,
+}
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(15 * 60),
+            skew: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Watermarks (section `watermark`); see DESIGN.md.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatermarkConfig {
+    /// How far behind the newest event time of its raw partition a record may be
+    /// before it is tagged late.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// A raw partition silent this long stops holding the watermark back.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for WatermarkConfig {
+    fn default() -> Self {
+        Self {
+            allowed_lateness: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Kafka plumbing: where the brokers are (configured, or the embedded mock
+//! cluster), client configuration from `kafka.*`, and a topic admin that creates
+//! the topics a service owns.
+
+mod admin;
+mod embedded;
+
+use rdkafka::ClientConfig;
+
+pub use admin::{TopicAdmin, TopicSpec, TopicStatus};
+pub use embedded::EmbeddedCluster;
+
+use crate::config::KafkaConfig;
+
+/// The brokers a service talks to. Clones share an embedded cluster, which lives
+/// until the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct KafkaEndpoint {
+    bootstrap_servers: String,
+    options: Vec<(String, String)>,
+    embedded: Option<EmbeddedCluster>,
+}
+
+impl KafkaEndpoint {
+    /// Uses `kafka.brokers`, or starts the embedded mock cluster when it is empty.
+    pub fn from_config(config: &KafkaConfig) -> Result<Self, rdkafka::error::KafkaError> {
+        let options = config
+            .options
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        if !config.uses_embedded_cluster() {
+            return Ok(Self {
+                bootstrap_servers: config.brokers.trim().to_owned(),
+                options,
+                embedded: None,
+            });
+        }
+        let embedded = EmbeddedCluster::start()?;
+        tracing::warn!(
+            bootstrap_servers = embedded.bootstrap_servers(),
+            "kafka.brokers is empty: using an embedded mock cluster, visible only to this \
+             process and keeping about 5 MB per partition; set kafka.brokers for production"
+        );
+        Ok(Self {
+            bootstrap_servers: embedded.bootstrap_servers().to_owned(),
+            options,
+            embedded: Some(embedded),
+        })
+    }
+
+    /// An endpoint for brokers at `bootstrap_servers` with no extra options.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            options: Vec::new(),
+            embedded: None,
+        }
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    pub fn embedded(&self) -> Option<&EmbeddedCluster> {
+        self.embedded.as_ref()
+    }
+
+    /// Returns a client configuration with the bootstrap servers and every
+    /// `kafka.options` entry; callers add their role's settings on top.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut client_config = ClientConfig::new();
+        client_config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.options {
+            client_config.set(key, value);
+        }
+        client_config
+    }
+}

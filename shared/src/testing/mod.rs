@@ -1,0 +1,30 @@
+//! Test support for every crate's integration and system tests: a throwaway
+//! PostgreSQL database per test, a Tansu broker process, the embedded mock cluster
+//! (see [`crate::kafka::EmbeddedCluster`]) and a minimal HTTP GET for probing
+//! endpoints. Enabled by the `testing` feature; never part of a release build.
+//!
+//! Failures panic with a message saying how to fix the environment: a system test
+//! that cannot reach its stack fails, it is never skipped.
+
+mod http;
+mod postgres;
+mod tansu;
+
+pub use http::{http_get, HttpReply};
+pub use postgres::TestDatabase;
+pub use tansu::Tansu;
+
+/// Returns a name unique within this machine, for databases, topics and groups.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,113 @@
+//! Kafka plumbing against the embedded mock cluster (in-process) and Tansu (a real
+//! Kafka-protocol broker in its own process): topics are created once, and the
+//! client configuration produces and consumes.
+
+use std::time::Duration;
+
+use adjoin_shared::config::KafkaConfig;
+use adjoin_shared::kafka::{KafkaEndpoint, TopicAdmin, TopicSpec};
+use adjoin_shared::testing::{unique_name, Tansu};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+
+fn spec(name: &str, partitions: i32) -> TopicSpec {
+    TopicSpec {
+        name: name.to_owned(),
+        partitions,
+        replication_factor: 1,
+    }
+}
+
+async fn topics_are_created_once_and_carry_records(endpoint: &KafkaEndpoint) {
+    let admin = TopicAdmin::new(endpoint).unwrap();
+    let impressions = unique_name("impressions");
+    let clicks = unique_name("clicks");
+    let specs = [spec(&impressions, 4), spec(&clicks, 4)];
+
+    let first = admin.ensure_topics(&specs).await.unwrap();
+    assert!(first.iter().all(|status| status.created), "{first:?}");
+    assert!(
+        first.iter().all(|status| status.partitions == 4),
+        "{first:?}"
+    );
+
+    // Existing topics are found, not recreated; their real partition count wins.
+    let again = admin.ensure_topics(&[spec(&impressions, 8)]).await.unwrap();
+    assert!(!again[0].created);
+    assert_eq!(again[0].partitions, 4);
+    assert_eq!(
+        admin.partition_count(&unique_name("absent")).await.unwrap(),
+        None
+    );
+
+    let producer: FutureProducer = endpoint.client_config().create().unwrap();
+    for partition in 0..4 {
+        producer
+            .send(
+                FutureRecord::to(&impressions)
+                    .partition(partition)
+                    .key("imp-1")
+                    .payload(&format!("record {partition}")),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .unwrap();
+    }
+
+    let consumer: BaseConsumer = endpoint
+        .client_config()
+        .set("group.id", unique_name("test"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&impressions]).unwrap();
+    let mut payloads = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while payloads.len() < 4 && std::time::Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            payloads.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    payloads.sort();
+    assert_eq!(
+        payloads,
+        vec!["record 0", "record 1", "record 2", "record 3"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_cluster_when_no_brokers_are_configured() {
+    let endpoint = KafkaEndpoint::from_config(&KafkaConfig::default()).unwrap();
+    assert!(endpoint.is_embedded());
+    assert!(!endpoint.bootstrap_servers().is_empty());
+    topics_are_created_once_and_carry_records(&endpoint).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_broker_process() {
+    let tansu = Tansu::start();
+    let config = KafkaConfig {
+        brokers: tansu.bootstrap_servers(),
+        ..KafkaConfig::default()
+    };
+    let endpoint = KafkaEndpoint::from_config(&config).unwrap();
+    assert!(!endpoint.is_embedded());
+    topics_are_created_once_and_carry_records(&endpoint).await;
+}
+
+#[test]
+fn options_reach_the_client_config() {
+    let mut config = KafkaConfig {
+        brokers: "127.0.0.1:9".to_owned(),
+        ..KafkaConfig::default()
+    };
+    config
+        .options
+        .insert("client.id".to_owned(), "adjoin-test".to_owned());
+    let client_config = KafkaEndpoint::from_config(&config).unwrap().client_config();
+    assert_eq!(client_config.get("bootstrap.servers"), Some("127.0.0.1:9"));
+    assert_eq!(client_config.get("client.id"), Some("adjoin-test"));
+}

@@ -137,6 +137,7 @@ fn unknown_section_and_env_key_are_rejected_with_their_names() {
 #[test]
 fn bad_values_name_their_key() {
     let error = load(None, &[("ADJOIN__JOIN__WINDOW", "fortnight")]).unwrap_err();
+    assert!(error.to_string().contains("written like 15m"), "{error}");
     assert!(
         matches!(error, ConfigError::InvalidValue { ref key, .. } if key == "join.window"),
         "{error}"

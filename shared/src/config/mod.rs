@@ -242,10 +242,18 @@ fn describe_error(error: serde_path_to_error::Error<config::ConfigError>) -> Con
     } else {
         path
     };
+    let mut detail = message
+        .split(" for key `")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if detail.contains("expected a duration") {
+        detail.push_str(", written like 15m, 30s or 1h 30m");
+    }
     ConfigError::InvalidValue {
         env_var: env_var_for(&key),
         key,
-        detail: message,
+        detail,
     }
 }
 

@@ -303,6 +303,14 @@ mod tests {
         }
     }
 
+    fn start_fragile(metrics: ActorMetrics, policy: RestartPolicy) -> Addr<Fragile> {
+        Supervisor::start(metrics, policy, |_, supervision| Fragile {
+            handled: 0,
+            restarted: 0,
+            supervision: Some(supervision),
+        })
+    }
+
     fn fast_policy() -> RestartPolicy {
         RestartPolicy {
             initial_backoff: Duration::from_millis(5),
@@ -333,13 +341,7 @@ mod tests {
     async fn a_panicking_actor_is_restarted_and_counted() {
         let metrics = Metrics::new();
         let actor_metrics = metrics.actor("test", "fragile");
-        let addr = Supervisor::start(actor_metrics.clone(), fast_policy(), |_, supervision| {
-            Fragile {
-                handled: 0,
-                restarted: 0,
-                supervision: Some(supervision),
-            }
-        });
+        let addr = start_fragile(actor_metrics.clone(), fast_policy());
         assert_eq!(addr.send(Touch).await.unwrap(), (1, 0));
         assert!(
             addr.send(Explode).await.is_err(),
@@ -363,13 +365,7 @@ mod tests {
     async fn a_failed_actor_is_restarted_with_reason_error() {
         let metrics = Metrics::new();
         let actor_metrics = metrics.actor("test", "fragile");
-        let addr = Supervisor::start(actor_metrics.clone(), fast_policy(), |_, supervision| {
-            Fragile {
-                handled: 0,
-                restarted: 0,
-                supervision: Some(supervision),
-            }
-        });
+        let addr = start_fragile(actor_metrics.clone(), fast_policy());
         addr.send(Fail).await.unwrap();
         assert_eq!(addr.send(Touch).await.unwrap(), (1, 1));
         assert_eq!(actor_metrics.restarts("error"), 1);
@@ -381,19 +377,10 @@ mod tests {
         let metrics = Metrics::new();
         let policy = RestartPolicy {
             initial_backoff: Duration::from_millis(150),
-            ..fast_policy()
-        };
-        let policy = RestartPolicy {
             max_backoff: Duration::from_secs(1),
-            ..policy
+            reset_after: Duration::from_secs(60),
         };
-        let addr = Supervisor::start(metrics.actor("test", "slow"), policy, |_, supervision| {
-            Fragile {
-                handled: 0,
-                restarted: 0,
-                supervision: Some(supervision),
-            }
-        });
+        let addr = start_fragile(metrics.actor("test", "slow"), policy);
         let _ = addr.send(Explode).await;
         let started = Instant::now();
         assert_eq!(addr.send(Touch).await.unwrap(), (1, 1));

@@ -53,13 +53,14 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> Result<(), String> {
             .try_init(),
     };
     installed.map_err(|error| format!("cannot install the logger: {error}"))?;
-    install_panic_hook();
+    install_panic_hook(format);
     Ok(())
 }
 
-/// Logs every panic through `tracing` (with its location) before the default hook
-/// runs, so a panic shows up in JSON logs too.
-fn install_panic_hook() {
+/// Logs every panic through `tracing` (with its location), so a panic shows up in
+/// JSON logs too. With JSON logs the default hook's plain-text report is skipped so
+/// stderr stays one JSON object per line.
+fn install_panic_hook(format: LogFormat) {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let message = crate::supervision::panic_message(info.payload());
@@ -74,6 +75,8 @@ fn install_panic_hook() {
             thread = thread.name().unwrap_or("unnamed"),
             "panic"
         );
-        default_hook(info);
+        if format == LogFormat::Pretty {
+            default_hook(info);
+        }
     }));
 }

@@ -131,23 +131,21 @@ impl ActorMetrics {
     }
 
     pub fn record_restart(&self, reason: &str) {
-        self.restarts
-            .get_or_create(&RestartLabels {
-                service: self.service.clone(),
-                actor: self.actor.clone(),
-                reason: reason.to_owned(),
-            })
-            .inc();
+        self.restart_counter(reason).inc();
     }
 
     pub fn restarts(&self, reason: &str) -> u64 {
+        self.restart_counter(reason).get()
+    }
+
+    fn restart_counter(&self, reason: &str) -> Counter {
         self.restarts
             .get_or_create(&RestartLabels {
                 service: self.service.clone(),
                 actor: self.actor.clone(),
                 reason: reason.to_owned(),
             })
-            .get()
+            .clone()
     }
 
     pub fn messages_handled(&self) -> u64 {

@@ -118,9 +118,16 @@ where
     fut: ContextFut<A, Context<A>>,
     supervision: Supervision,
     policy: RestartPolicy,
-    consecutive_failures: u32,
-    last_restart: Option<Instant>,
-    pending_restart: Option<(ExitReason, Pin<Box<tokio::time::Sleep>>)>,
+    num_consecutive_failures: u32,
+    last_restart_opt: Option<Instant>,
+    pending_restart_opt: Option<PendingRestart>,
+}
+
+/// A restart waiting out its backoff.
+struct PendingRestart {
+    reason: ExitReason,
+    backoff: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<A> Supervisor<A>
@@ -145,9 +152,9 @@ where
             fut: ctx.into_future(actor),
             supervision,
             policy,
-            consecutive_failures: 0,
-            last_restart: None,
-            pending_restart: None,
+            num_consecutive_failures: 0,
+            last_restart_opt: None,
+            pending_restart_opt: None,
         };
         actix_rt::spawn(supervisor);
         addr
@@ -155,21 +162,26 @@ where
 
     fn schedule_restart(&mut self, reason: ExitReason) {
         let healthy_long_enough = self
-            .last_restart
+            .last_restart_opt
             .is_none_or(|at| at.elapsed() >= self.policy.reset_after);
         if healthy_long_enough {
-            self.consecutive_failures = 0;
+            self.num_consecutive_failures = 0;
         }
-        self.consecutive_failures += 1;
-        let backoff = self.policy.backoff(self.consecutive_failures);
-        ActorRestarted {
-            metrics: &self.supervision.metrics,
-            reason: reason.as_str(),
-            consecutive_failures: self.consecutive_failures,
+        self.num_consecutive_failures += 1;
+        let backoff = self.policy.backoff(self.num_consecutive_failures);
+        self.pending_restart_opt = Some(PendingRestart {
+            reason,
             backoff,
+            sleep: Box::pin(tokio::time::sleep(backoff)),
+        });
+    }
+
+    fn report_panic(&self, payload: &(dyn Any + Send)) {
+        ActorPanicked {
+            metrics: &self.supervision.metrics,
+            message: &panic_message(payload),
         }
         .emit();
-        self.pending_restart = Some((reason, Box::pin(tokio::time::sleep(backoff))));
     }
 }
 
@@ -182,20 +194,35 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.get_mut();
         loop {
-            if let Some((_, sleep)) = this.pending_restart.as_mut() {
-                if sleep.as_mut().poll(cx).is_pending() {
+            if let Some(pending) = this.pending_restart_opt.as_mut() {
+                if pending.sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                this.pending_restart = None;
-                this.last_restart = Some(Instant::now());
-                this.supervision
-                    .restarts
-                    .set(this.supervision.restarts.get() + 1);
-                // `restart` clears the actor's spawned futures, calls
-                // `Supervised::restarting` and then `started` on the next poll. It
-                // fails only when every address is gone: nobody to serve.
-                if !this.fut.restart() {
-                    return Poll::Ready(());
+            }
+            if let Some(pending) = this.pending_restart_opt.take() {
+                this.last_restart_opt = Some(Instant::now());
+                // `restart` clears the actor's spawned futures and calls
+                // `Supervised::restarting`, where actors rebuild their state; that
+                // can panic too. `started` follows on the next poll.
+                match catch_unwind(AssertUnwindSafe(|| this.fut.restart())) {
+                    // Every address is gone: nobody left to serve.
+                    Ok(false) => return Poll::Ready(()),
+                    Ok(true) => {
+                        this.supervision
+                            .restarts
+                            .set(this.supervision.restarts.get() + 1);
+                        ActorRestarted {
+                            metrics: &this.supervision.metrics,
+                            reason: pending.reason.as_str(),
+                            num_consecutive_failures: this.num_consecutive_failures,
+                            backoff: pending.backoff,
+                        }
+                        .emit();
+                    }
+                    Err(payload) => {
+                        this.report_panic(payload.as_ref());
+                        this.schedule_restart(ExitReason::Panic);
+                    }
                 }
                 continue;
             }
@@ -208,11 +235,7 @@ where
                     None => return Poll::Ready(()),
                 },
                 Err(payload) => {
-                    ActorPanicked {
-                        metrics: &this.supervision.metrics,
-                        message: &panic_message(payload.as_ref()),
-                    }
-                    .emit();
+                    this.report_panic(payload.as_ref());
                     this.supervision.failure.set(None);
                     this.schedule_restart(ExitReason::Panic);
                 }
@@ -256,6 +279,8 @@ mod tests {
         handled: u32,
         restarted: u32,
         supervision: Option<Supervision>,
+        /// Panics in `restarting` this many times, like a failed state rebuild.
+        num_restart_panics: u32,
     }
 
     impl Actor for Fragile {
@@ -264,6 +289,10 @@ mod tests {
 
     impl Supervised for Fragile {
         fn restarting(&mut self, _ctx: &mut Context<Self>) {
+            if self.num_restart_panics > 0 {
+                self.num_restart_panics -= 1;
+                panic!("deliberate panic while rebuilding state");
+            }
             self.restarted += 1;
         }
     }
@@ -304,10 +333,19 @@ mod tests {
     }
 
     fn start_fragile(metrics: ActorMetrics, policy: RestartPolicy) -> Addr<Fragile> {
-        Supervisor::start(metrics, policy, |_, supervision| Fragile {
+        start_fragile_with(metrics, policy, 0)
+    }
+
+    fn start_fragile_with(
+        metrics: ActorMetrics,
+        policy: RestartPolicy,
+        num_restart_panics: u32,
+    ) -> Addr<Fragile> {
+        Supervisor::start(metrics, policy, move |_, supervision| Fragile {
             handled: 0,
             restarted: 0,
             supervision: Some(supervision),
+            num_restart_panics,
         })
     }
 
@@ -327,6 +365,7 @@ mod tests {
             handled: 0,
             restarted: 0,
             supervision: None,
+            num_restart_panics: 0,
         });
         assert_eq!(addr.send(Touch).await.unwrap(), (1, 0));
         assert!(addr.send(Explode).await.is_err());
@@ -370,6 +409,17 @@ mod tests {
         assert_eq!(addr.send(Touch).await.unwrap(), (1, 1));
         assert_eq!(actor_metrics.restarts("error"), 1);
         assert_eq!(actor_metrics.restarts("panic"), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_panic_while_restarting_is_caught_and_retried() {
+        let metrics = Metrics::new();
+        let actor_metrics = metrics.actor("test", "rebuild");
+        let addr = start_fragile_with(actor_metrics.clone(), fast_policy(), 2);
+        assert!(addr.send(Explode).await.is_err());
+        // Two failed rebuilds, then a good one: one restart that really happened.
+        assert_eq!(addr.send(Touch).await.unwrap(), (1, 1));
+        assert_eq!(actor_metrics.restarts("panic"), 1);
     }
 
     #[actix_rt::test]

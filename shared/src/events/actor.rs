@@ -2,11 +2,11 @@ use std::time::Duration;
 
 use crate::metrics::ActorMetrics;
 
-/// A supervisor restarted an actor after a failure.
+/// A supervisor restarted an actor after a failure and its backoff.
 pub struct ActorRestarted<'a> {
     pub metrics: &'a ActorMetrics,
     pub reason: &'a str,
-    pub consecutive_failures: u32,
+    pub num_consecutive_failures: u32,
     pub backoff: Duration,
 }
 
@@ -16,9 +16,9 @@ impl ActorRestarted<'_> {
             service = self.metrics.service(),
             actor = self.metrics.actor(),
             reason = self.reason,
-            consecutive_failures = self.consecutive_failures,
+            consecutive_failures = self.num_consecutive_failures,
             backoff_ms = self.backoff.as_millis() as u64,
-            "restarting actor"
+            "restarted actor"
         );
         self.metrics.record_restart(self.reason);
     }

@@ -143,6 +143,16 @@ fn lenient_forms_producers_use_are_accepted() {
     let click = decoder.decode_click(escaped, NOW).unwrap();
     assert_eq!(click.click_id, "c1");
     assert_eq!(click.click_position, 3);
+    // Whole numbers written as floats, as JavaScript and Python producers do.
+    let floats = with(
+        snake_click(),
+        "event_time",
+        serde_json::json!(1.79581497e12),
+    );
+    let floats = with(floats, "click_position", serde_json::json!(2.0));
+    let click = decoder.decode_click(&bytes(&floats), NOW).unwrap();
+    assert_eq!(click.event_time.as_millis(), 1_795_814_970_000);
+    assert_eq!(click.click_position, 2);
 }
 
 #[test]
@@ -298,7 +308,7 @@ fn every_reason_code_has_a_record_that_triggers_it() {
             click_reason(&with(
                 snake_click(),
                 "event_time",
-                serde_json::json!(1.5e12),
+                serde_json::json!(1_795_814_970_000.5),
             )),
         ),
         (

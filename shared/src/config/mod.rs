@@ -64,7 +64,14 @@ pub enum ConfigError {
 impl Config {
     /// Loads defaults, then `file`, then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with_env(file, std::env::vars())
+        // `vars()` panics on a non-UTF-8 variable anywhere in the environment; only
+        // ours need to be text.
+        let env = std::env::vars_os().filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            has_env_prefix(&name).then_some(())?;
+            Some((name, value.into_string().ok()?))
+        });
+        Self::load_with_env(file, env)
     }
 
     /// Loads defaults, then `file`, then the given environment (tests pass their own
@@ -192,9 +199,10 @@ impl Config {
 }
 
 fn has_env_prefix(name: &str) -> bool {
-    name.len() > ENV_PREFIX.len() + 2
-        && name[..ENV_PREFIX.len()].eq_ignore_ascii_case(ENV_PREFIX)
-        && name[ENV_PREFIX.len()..].starts_with("__")
+    let bytes = name.as_bytes();
+    bytes.len() > ENV_PREFIX.len() + 2
+        && bytes[..ENV_PREFIX.len()].eq_ignore_ascii_case(ENV_PREFIX.as_bytes())
+        && bytes[ENV_PREFIX.len()..].starts_with(b"__")
 }
 
 /// Returns the environment variable that sets a dotted key.

@@ -10,11 +10,11 @@ use rdkafka::ClientConfig;
 pub use admin::{TopicAdmin, TopicSpec, TopicStatus};
 pub use embedded::EmbeddedCluster;
 
-use crate::config::KafkaConfig;
+use crate::config::{is_secret_option, KafkaConfig, REDACTED};
 
 /// The brokers a service talks to. Clones share an embedded cluster, which lives
 /// until the last clone is dropped.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KafkaEndpoint {
     bootstrap_servers: String,
     options: Vec<(String, String)>,
@@ -79,5 +79,53 @@ impl KafkaEndpoint {
             client_config.set(key, value);
         }
         client_config
+    }
+}
+
+impl std::fmt::Debug for KafkaEndpoint {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Vec<(&str, &str)> = self
+            .options
+            .iter()
+            .map(|(key, value)| {
+                let shown = if is_secret_option(key) {
+                    REDACTED
+                } else {
+                    value.as_str()
+                };
+                (key.as_str(), shown)
+            })
+            .collect();
+        formatter
+            .debug_struct("KafkaEndpoint")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("options", &options)
+            .field("embedded", &self.embedded.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_redacts_secret_options() {
+        let mut config = KafkaConfig {
+            brokers: "k:9092".to_owned(),
+            ..KafkaConfig::default()
+        };
+        config
+            .options
+            .insert("sasl.password".to_owned(), "hunter2".to_owned());
+        config
+            .options
+            .insert("sasl.username".to_owned(), "adjoin".to_owned());
+        let shown = format!("{:?}", KafkaEndpoint::from_config(&config).unwrap());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("adjoin") && shown.contains(REDACTED),
+            "{shown}"
+        );
     }
 }

@@ -231,11 +231,16 @@ impl FieldCheck<'_> {
                     "{text:?} is not an RFC 3339 time or epoch milliseconds"
                 ))
             })?,
-            RawTime::Fractional(value) => {
-                return Err(bad_time(format!(
-                    "{value} is not an integer number of epoch milliseconds"
-                )))
-            }
+            // Producers in languages without integers (JSON from JavaScript, Python
+            // floats) write `1.7e12`: fine when it is a whole number.
+            RawTime::Fractional(value) => match whole_number(value) {
+                Some(millis) => EventTime::from_millis(millis),
+                None => {
+                    return Err(bad_time(format!(
+                        "{value} is not an integer number of epoch milliseconds"
+                    )))
+                }
+            },
         };
         if time < self.limits.min_event_time {
             return Err(bad_time(format!(
@@ -271,11 +276,25 @@ fn position(value: Option<RawNumber>) -> Result<u32, DecodeError> {
                 u32::MAX
             ))
         }),
-        RawNumber::Float(position) => Err(bad_position(format!("{position} is not an integer"))),
+        RawNumber::Float(position) => whole_number(position)
+            .and_then(|whole| u32::try_from(whole).ok())
+            .ok_or_else(|| {
+                bad_position(format!(
+                    "{position} is not a position from 0 to {}",
+                    u32::MAX
+                ))
+            }),
         RawNumber::Text(text) => text.trim().parse::<u32>().map_err(|_| {
             bad_position(format!("{text:?} is not a position from 0 to {}", u32::MAX))
         }),
     }
+}
+
+/// Returns a float's value as an integer when it is a whole number that fits.
+fn whole_number(value: f64) -> Option<i64> {
+    // i64::MAX is not exactly representable; stay strictly inside the range.
+    let in_range = value > i64::MIN as f64 && value < i64::MAX as f64;
+    (value.fract() == 0.0 && in_range).then_some(value as i64)
 }
 
 /// Field names: snake_case as in DESIGN.md, the seed's names as aliases. A record

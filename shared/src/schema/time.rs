@@ -34,12 +34,10 @@ impl EventTime {
             .map(|time| Self(time.timestamp_millis()))
     }
 
-    pub fn to_datetime(self) -> DateTime<Utc> {
-        // Every i64 millisecond value we accept (see `Decoder`) is in chrono's range;
-        // the epoch fallback only guards hand-built values.
-        Utc.timestamp_millis_opt(self.0)
-            .single()
-            .unwrap_or(DateTime::UNIX_EPOCH)
+    /// Returns the time as a date, or `None` beyond chrono's range (about ±262,000
+    /// years), which only a rejected record can carry.
+    pub fn to_datetime(self) -> Option<DateTime<Utc>> {
+        Utc.timestamp_millis_opt(self.0).single()
     }
 
     pub fn saturating_add_millis(self, millis: i64) -> Self {
@@ -53,11 +51,10 @@ impl EventTime {
 
 impl fmt::Display for EventTime {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(
-            &self
-                .to_datetime()
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-        )
+        match self.to_datetime() {
+            Some(time) => formatter.write_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            None => write!(formatter, "{} ms since the epoch (out of range)", self.0),
+        }
     }
 }
 
@@ -142,6 +139,15 @@ mod tests {
         assert_eq!(time.to_string(), "2026-11-27T20:30:00.250Z");
         let json = serde_json::to_string(&time).unwrap();
         assert_eq!(serde_json::from_str::<EventTime>(&json).unwrap(), time);
+    }
+
+    #[test]
+    fn out_of_range_times_display_their_milliseconds() {
+        let time = EventTime::from_millis(9_000_000_000_000_000_000);
+        assert_eq!(
+            time.to_string(),
+            "9000000000000000000 ms since the epoch (out of range)"
+        );
     }
 
     #[test]

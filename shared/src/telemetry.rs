@@ -75,7 +75,9 @@ fn install_panic_hook(format: LogFormat) {
             thread = thread.name().unwrap_or("unnamed"),
             "panic"
         );
-        if format == LogFormat::Pretty {
+        // With error logs filtered out the tracing line went nowhere; the default
+        // report is then the only trace a panic leaves.
+        if format == LogFormat::Pretty || !tracing::enabled!(tracing::Level::ERROR) {
             default_hook(info);
         }
     }));

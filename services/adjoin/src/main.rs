@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use adjoin_shared::telemetry;
+use adjoin_shared::telemetry::{self, LogFormat};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -22,8 +22,18 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            report_failure(cli.log_format, &error);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says why the command failed: as a log event when logs are JSON (so stderr stays
+/// one object per line), as a plain line for people otherwise.
+fn report_failure(format: LogFormat, error: &anyhow::Error) {
+    if format == LogFormat::Json && tracing::enabled!(tracing::Level::ERROR) {
+        tracing::error!(error = format!("{error:#}"), "adjoin failed");
+    } else {
+        eprintln!("error: {error:#}");
     }
 }

@@ -130,3 +130,20 @@ fn a_bad_log_format_is_rejected() {
         stderr(&output)
     );
 }
+
+#[test]
+fn with_json_logs_a_failure_is_a_json_line() {
+    let output = adjoin(
+        &["--log-format", "json", "config"],
+        &[("ADJOIN__JOIN__WINDOW", "soon")],
+    );
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    let line: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|error| panic!("stderr is not one JSON line ({error}): {text}"));
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert!(
+        line["error"].as_str().unwrap().contains("join.window"),
+        "{line}"
+    );
+}

@@ -46,7 +46,10 @@ ensure_postgres() {
     local version
     version=$(ls /etc/postgresql | sort -V | tail -n 1)
     log "starting PostgreSQL $version"
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    # A fresh install may have started the cluster already: reload so an edited
+    # pg_hba.conf takes effect either way.
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+        pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
     for _ in $(seq 1 60); do
         pg_isready -q -h 127.0.0.1 -p 5432 && { log "PostgreSQL is up"; return 0; }
         sleep 1
@@ -55,15 +58,19 @@ ensure_postgres() {
     return 1
 }
 
+# The same lookup as the tests (adjoin_shared::testing::Tansu): TANSU_BIN, else
+# ~/.cargo/bin/tansu.
+tansu_bin() { echo "${TANSU_BIN:-$(cargo_bin)/tansu}"; }
+
 tansu_installed() {
     local bin
-    bin="$(cargo_bin)/tansu"
+    bin="$(tansu_bin)"
     [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$TANSU_VERSION"
 }
 
 ensure_tansu() {
     if tansu_installed; then
-        log "tansu $TANSU_VERSION is installed"
+        log "tansu $TANSU_VERSION is installed ($(tansu_bin))"
         return 0
     fi
     log "installing tansu $TANSU_VERSION (features $TANSU_FEATURES); this takes 10-25 minutes on 2 cores"
@@ -87,7 +94,7 @@ run_tansu() {
     tansu_installed || { log "tansu is missing: run scripts/test-stack.sh install"; return 1; }
     local url="tcp://127.0.0.1:${TANSU_PORT:-19092}"
     log "tansu on $url with memory storage; Ctrl-C stops it"
-    exec "$(cargo_bin)/tansu" broker --listener-url "$url" --advertised-listener-url "$url" \
+    exec "$(tansu_bin)" broker --listener-url "$url" --advertised-listener-url "$url" \
         --storage-engine memory://tansu/
 }
 

@@ -1,5 +1,5 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,20 +17,24 @@ pub struct Tansu {
 }
 
 impl Tansu {
-    /// Finds the `tansu` binary: `TANSU_BIN`, then `PATH`, then `~/.cargo/bin`.
+    /// Finds the `tansu` binary as `scripts/test-stack.sh` does: `TANSU_BIN`, then
+    /// `~/.cargo/bin` (where the script installs it), then `PATH`.
     pub fn binary() -> Option<PathBuf> {
         if let Some(path) = std::env::var_os("TANSU_BIN").map(PathBuf::from) {
             return path.is_file().then_some(path);
         }
-        let on_path = std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-            .map(|dir| dir.join("tansu"));
         let in_cargo_home = std::env::var_os("CARGO_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
             .map(|home| home.join("bin").join("tansu"));
-        on_path.chain(in_cargo_home).find(|path| path.is_file())
+        let on_path = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+            .map(|dir| dir.join("tansu"));
+        in_cargo_home
+            .into_iter()
+            .chain(on_path)
+            .find(|path| path.is_file())
     }
 
     /// Starts a broker and waits until it answers metadata requests.
@@ -42,13 +46,30 @@ impl Tansu {
                  or set TANSU_BIN"
             )
         });
-        let port = free_port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // The free port is only free when asked; if another process takes it first,
+        // Tansu exits on the bind error and the next attempt uses another port.
+        const ATTEMPTS: usize = 3;
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match Self::start_on_free_port(&binary) {
+                Ok(tansu) => return tansu,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!(
+            "tansu did not start in {ATTEMPTS} attempts:\n{}",
+            failures.join("\n---\n")
+        );
+    }
+
+    fn start_on_free_port(binary: &Path) -> Result<Self, String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let url = format!("tcp://{addr}");
-        let log_dir = tempfile::tempdir().expect("temporary directory for the tansu log");
+        let log_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
         let log_path = log_dir.path().join("tansu.log");
-        let log = std::fs::File::create(&log_path).expect("tansu log file");
-        let child = Command::new(&binary)
+        let log = std::fs::File::create(&log_path).map_err(|error| error.to_string())?;
+        let log_for_stdout = log.try_clone().map_err(|error| error.to_string())?;
+        let child = Command::new(binary)
             .args([
                 "broker",
                 "--listener-url",
@@ -63,18 +84,18 @@ impl Tansu {
             .env_remove("LISTENER_URL")
             .env_remove("ADVERTISED_LISTENER_URL")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("tansu log file"))
+            .stdout(log_for_stdout)
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+            .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
         let mut tansu = Self {
             child,
             addr,
             log_path,
             _log_dir: log_dir,
         };
-        tansu.wait_until_ready(Duration::from_secs(30));
-        tansu
+        tansu.wait_until_ready(Duration::from_secs(30))?;
+        Ok(tansu)
     }
 
     pub fn bootstrap_servers(&self) -> String {
@@ -90,36 +111,51 @@ impl Tansu {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    fn wait_until_ready(&mut self, limit: Duration) {
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    fn wait_until_ready(&mut self, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
         while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
+            if let Some(status) = self.exited() {
+                return Err(format!(
                     "tansu exited with {status} before listening:\n{}",
                     self.log()
-                );
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {} within {limit:?}:\n{}",
-                self.addr,
-                self.log()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "tansu did not listen on {} within {limit:?}:\n{}",
+                    self.addr,
+                    self.log()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         let producer: BaseProducer = self
             .endpoint()
             .client_config()
             .create()
-            .expect("a producer for the readiness probe");
+            .map_err(|error| format!("a producer for the readiness probe: {error}"))?;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if let Err(error) = producer.client().fetch_metadata(None, remaining) {
-            panic!(
+        let probed = producer.client().fetch_metadata(None, remaining);
+        // Whatever answered, it must have been our broker: one that lost the port
+        // race has exited by now.
+        if let Some(status) = self.exited() {
+            return Err(format!(
+                "tansu exited with {status}; {} belongs to another process:\n{}",
+                self.addr,
+                self.log()
+            ));
+        }
+        probed.map(|_| ()).map_err(|error| {
+            format!(
                 "tansu on {} does not answer metadata requests ({error}):\n{}",
                 self.addr,
                 self.log()
-            );
-        }
+            )
+        })
     }
 }
 
@@ -130,8 +166,7 @@ impl Drop for Tansu {
     }
 }
 
-/// Asks the kernel for a free port. Another process could take it before Tansu
-/// binds; the readiness check would then fail loudly rather than test the wrong thing.
+/// Asks the kernel for a free port; see [`Tansu::start`] for the race this leaves.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

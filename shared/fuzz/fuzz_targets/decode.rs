@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
     match decoder.decode_click(data, NOW) {
         Ok(click) => {
             let encoded = serde_json::to_vec(&click).expect("a click encodes");
-            let again = decoder.decode_click(&encoded, NOW).expect("a re-encoded click decodes");
+            let again = decoder
+                .decode_click(&encoded, NOW)
+                .expect("a re-encoded click decodes");
             assert_eq!(again, click);
         }
         Err(error) => assert!(DecodeReason::ALL.contains(&error.reason())),

@@ -32,8 +32,8 @@ pub const DEFAULT_FILTER: &str = "info,actix_server=warn,actix_web=warn,sqlx=war
 
 /// Installs the global subscriber. `filter` overrides `RUST_LOG`; logs go to
 /// stderr so that commands can print results on stdout.
-pub fn init(format: LogFormat, filter: Option<&str>) -> Result<(), String> {
-    let filter = match filter {
+pub fn init(format: LogFormat, filter_opt: Option<&str>) -> Result<(), String> {
+    let filter = match filter_opt {
         Some(directives) => EnvFilter::try_new(directives),
         None => match std::env::var("RUST_LOG") {
             Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(directives),

@@ -83,8 +83,8 @@ pub fn redact_url(url: &str) -> String {
         }
     }
     if let Some(query_start) = shown.find('?') {
-        let (base, query) = shown.split_at(query_start + 1);
-        let query = query
+        let (base, raw_query) = shown.split_at(query_start + 1);
+        let query = raw_query
             .split('&')
             .map(|pair| match pair.split_once('=') {
                 Some((key, _)) if key.eq_ignore_ascii_case("password") => {

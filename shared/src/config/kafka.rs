@@ -64,8 +64,8 @@ pub fn is_secret_option(key: &str) -> bool {
         "ssl.key",
         "oauthbearer.config",
     ];
-    let key = key.to_ascii_lowercase();
-    SECRET_PARTS.iter().any(|part| key.contains(part))
+    let lowercase_key = key.to_ascii_lowercase();
+    SECRET_PARTS.iter().any(|part| lowercase_key.contains(part))
 }
 
 /// Accepts options as flat quoted keys (`"sasl.mechanism" = "PLAIN"`), as nested

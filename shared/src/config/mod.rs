@@ -27,12 +27,19 @@ pub const ENV_PREFIX: &str = "ADJOIN";
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Brokers and librdkafka options, shared by every Kafka client.
     pub kafka: KafkaConfig,
+    /// Where the sink writes results.
     pub database: DatabaseConfig,
+    /// Raw topic names and how adjoin creates topics.
     pub topics: TopicsConfig,
+    /// The `/metrics`, `/healthz` and `/readyz` address.
     pub metrics: MetricsConfig,
+    /// Join window and skew.
     pub join: JoinConfig,
+    /// Allowed lateness and idle timeout of watermarks.
     pub watermark: WatermarkConfig,
+    /// Limits the decoder enforces on raw records.
     pub decode: DecodeLimits,
 }
 
@@ -229,15 +236,11 @@ fn describe_error(error: serde_path_to_error::Error<config::ConfigError>) -> Con
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
         let key = join_key(field);
-        let expected = rest.split_once(", ").map_or_else(
-            || "no keys are accepted here".to_owned(),
-            |(_, expected)| expected.to_owned(),
-        );
         // The config crate appends where it was looking; the key already says that.
-        let expected = expected
-            .split(" for key `")
-            .next()
-            .unwrap_or_default()
+        let expected = rest
+            .split_once(", ")
+            .and_then(|(_, listed)| listed.split(" for key `").next())
+            .unwrap_or("no keys are accepted here")
             .to_owned();
         return ConfigError::UnknownKey {
             env_var: env_var_for(&key),

@@ -110,14 +110,15 @@ impl ActorMetrics {
         &self.actor
     }
 
-    /// Call when a message is sent to the actor: actix does not expose its queue
-    /// length, so depth is counted at both ends.
+    /// Counts a message sent to the actor. actix does not expose its queue length,
+    /// so depth is counted at both ends: every send paired with one `handling`.
     pub fn message_enqueued(&self) {
         self.mailbox_depth.inc();
     }
 
-    /// Call at the top of a handler; the returned timer records the handler's time
-    /// and counts the message when dropped.
+    /// Marks the start of a handler: takes the message off the depth gauge and
+    /// returns a timer that records the handler's time and counts the message when
+    /// dropped.
     pub fn handling(&self) -> HandlerTimer<'_> {
         self.mailbox_depth.dec();
         HandlerTimer {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod embedded;
+pub mod partitioner;
 
 use rdkafka::ClientConfig;
 

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use adjoin_generator::GenerateArgs;
 use adjoin_shared::config::Service;
 use adjoin_shared::telemetry::LogFormat;
 
@@ -44,6 +45,9 @@ pub enum Command {
     /// Print the effective configuration (defaults, file and environment merged),
     /// with secrets redacted.
     Config(ConfigArgs),
+    /// Write realistic impression and click traffic to the raw topics (or files),
+    /// with the truth a correct pipeline must produce from it.
+    Generate(Box<GenerateArgs>),
 }
 
 #[derive(Debug, Args)]

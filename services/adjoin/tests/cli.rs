@@ -147,3 +147,78 @@ fn with_json_logs_a_failure_is_a_json_line() {
         "{line}"
     );
 }
+
+#[test]
+fn generate_needs_brokers_or_an_output_directory() {
+    let output = adjoin(&["generate", "--count", "10"], &[]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("kafka.brokers") && text.contains("--out-dir"),
+        "{text}"
+    );
+}
+
+#[test]
+fn generate_writes_a_backlog_and_its_truth_to_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.json");
+    let output = adjoin(
+        &[
+            "generate",
+            "--start",
+            "2026-11-27T00:00:00Z",
+            "--count",
+            "500",
+            "--seed",
+            "1",
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("500 impressions") && text.contains("0 failed"),
+        "{text}"
+    );
+    assert!(text.contains("seed 1"), "{text}");
+    let lines = std::fs::read_to_string(dir.path().join("impressions.jsonl")).unwrap();
+    assert!(lines.lines().count() >= 500);
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
+    assert_eq!(truth["format"], "adjoin-truth/1");
+    assert_eq!(truth["impressions"]["distinct"], 500);
+}
+
+#[test]
+fn generate_rejects_impossible_flags() {
+    let output = adjoin(
+        &["generate", "--late-fraction", "1.5", "--out-dir", "/tmp/x"],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--late-fraction"),
+        "{}",
+        stderr(&output)
+    );
+    let output = adjoin(
+        &[
+            "generate",
+            "--start",
+            "2026-11-27T00:00:00Z",
+            "--out-dir",
+            "/tmp/x",
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--count or --duration"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -54,6 +54,7 @@ pub enum KeyBy {
     /// Keyed by user id (a click by its impression's user).
     User,
     /// Keyed by impression id: already co-partitioned.
+    #[value(name = "impression_id")]
     ImpressionId,
 }
 

@@ -59,6 +59,13 @@ impl KafkaEndpoint {
         }
     }
 
+    /// Returns the same endpoint with one more librdkafka property for every client.
+    pub fn with_option(mut self, key: &str, value: &str) -> Self {
+        self.options.retain(|(existing, _)| existing != key);
+        self.options.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap_servers
     }

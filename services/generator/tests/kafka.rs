@@ -248,10 +248,10 @@ fn lost_deliveries_are_counted_and_reported() {
         .insert("message.timeout.ms".into(), "3000".into());
     let endpoint = KafkaEndpoint::from_config(&config.kafka).unwrap();
     let args = common::args(&format!(
-        "--start {START} --count 400000 --seed 35 --malformed-fraction 0"
+        "--start {START} --count 100000 --seed 35 --malformed-fraction 0"
     ));
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(1000));
         drop(tansu);
     });
     let summary = run_with_endpoint(&endpoint, &config, &args, &AtomicBool::new(false)).unwrap();

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use adjoin_shared::schema::{Click, EventTime, Impression, Outcome};
+use adjoin_shared::schema::{Click, EventTime, Outcome};
 
 use crate::record::{Content, RawRecord, Topic};
 use crate::traffic::duration_ms;
@@ -29,6 +29,14 @@ pub enum Expected {
     Ambiguous,
 }
 
+/// What the rules need of an impression; a full copy would cost over a gigabyte
+/// per million impressions.
+struct ImpressionFacts {
+    event_time: EventTime,
+    impression_cost: f64,
+    late: bool,
+}
+
 /// A click's first delivery, with what ingest will know when it arrives.
 struct FirstDelivery {
     click: Click,
@@ -41,7 +49,7 @@ struct FirstDelivery {
 pub struct Oracle {
     rules: JoinRules,
     newest_ms: HashMap<(Topic, i32), i64>,
-    impressions: HashMap<String, (Impression, bool)>,
+    impressions: HashMap<String, ImpressionFacts>,
     num_impressions_delivered: u64,
     num_impression_duplicates: u64,
     clicks: Vec<FirstDelivery>,
@@ -100,7 +108,11 @@ impl Oracle {
                 } else {
                     self.impressions.insert(
                         impression.impression_id.clone(),
-                        ((**impression).clone(), late),
+                        ImpressionFacts {
+                            event_time: impression.event_time,
+                            impression_cost: impression.impression_cost,
+                            late,
+                        },
                     );
                 }
             }
@@ -127,17 +139,17 @@ impl Oracle {
         let lateness_ms = duration_ms(self.rules.allowed_lateness);
         let click_ms = delivery.click.event_time.as_millis();
         let found = self.impressions.get(&delivery.click.impression_id);
-        let in_window = found.filter(|(impression, _)| {
+        let in_window = found.filter(|impression| {
             let impression_ms = impression.event_time.as_millis();
             impression_ms - skew_ms <= click_ms && click_ms <= impression_ms + window_ms
         });
         match (in_window, delivery.late) {
             // A late impression may reach the join after its clicks were decided.
-            (Some((_, true)), _) => Expected::Ambiguous,
+            (Some(impression), _) if impression.late => Expected::Ambiguous,
             (Some(_), false) => Expected::Outcome(Outcome::Matched),
             (None, false) => Expected::Outcome(Outcome::NoImpression),
             (None, true) => Expected::Outcome(Outcome::Late),
-            (Some((impression, false)), true) => {
+            (Some(impression), true) => {
                 // The join's watermark when the click arrives is at most its own
                 // partition's; while that has not passed the impression's expiry
                 // the impression is certainly in state.
@@ -163,7 +175,7 @@ impl Oracle {
         let mut totals = Totals::default();
         let mut num_ambiguous = 0;
         let mut num_late = 0;
-        for (impression, _) in self.impressions.values() {
+        for impression in self.impressions.values() {
             let minute = minute_of(impression.event_time);
             let bucket = minutes
                 .entry(minute)
@@ -184,7 +196,7 @@ impl Oracle {
             match expected {
                 Expected::Outcome(Outcome::Matched) => {
                     *outcomes.entry(code.to_owned()).or_default() += 1;
-                    let Some((impression, _)) = self.impressions.get(&delivery.click.impression_id)
+                    let Some(impression) = self.impressions.get(&delivery.click.impression_id)
                     else {
                         continue;
                     };

@@ -191,6 +191,7 @@ pub fn traffic_settings(
         orphan_fraction: args.orphan_fraction,
         malformed_fraction: args.malformed_fraction,
         key_by: args.key_by,
+        drain_clicks: args.start.is_some(),
         impression_partitions,
         click_partitions,
         window: config.join.window,
@@ -224,11 +225,14 @@ fn generate(
         ..Summary::default()
     };
     let mut progress = Progress::new(args.count);
-    for record in Traffic::new(settings) {
+    let mut traffic = Traffic::new(settings);
+    while let Some(record) = traffic.next() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if live && !wait_until(record.deliver_at, stop) {
+        // Once the last impression is out, what is still held back for
+        // out-of-order delivery goes at once rather than minutes later.
+        if live && traffic.impressions_remain() && !wait_until(record.deliver_at, stop) {
             break;
         }
         if let Some(oracle) = oracle_opt.as_mut() {

@@ -42,6 +42,10 @@ pub struct TrafficSettings {
     pub orphan_fraction: f64,
     pub malformed_fraction: f64,
     pub key_by: KeyBy,
+    /// After the last impression, still write the clicks scheduled for later
+    /// (backlogs: complete data at no cost). Live runs stop with their impressions
+    /// instead of waiting minutes of wall time for the tail of click delays.
+    pub drain_clicks: bool,
     pub impression_partitions: i32,
     pub click_partitions: i32,
     pub window: Duration,
@@ -113,7 +117,8 @@ impl Traffic {
         &self.settings
     }
 
-    fn impressions_remain(&self) -> bool {
+    /// True while impressions are still to come (live runs wait for their time).
+    pub fn impressions_remain(&self) -> bool {
         let under_count = self
             .settings
             .num_impressions_opt
@@ -374,6 +379,10 @@ impl Iterator for Traffic {
 
     fn next(&mut self) -> Option<RawRecord> {
         loop {
+            if !self.settings.drain_clicks && !self.impressions_remain() {
+                self.clicks.clear();
+                self.scheduled.clear();
+            }
             let next_delivery = self.deliveries.peek().map(|Reverse((at, _))| *at);
             let horizon = self.horizon();
             // Every record is delivered at or after its event time, so whatever is

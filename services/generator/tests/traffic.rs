@@ -370,3 +370,42 @@ fn rollups_in_the_truth_add_up() {
         .sum();
     assert!((cost - truth.totals.impression_cost).abs() < 1e-6);
 }
+
+#[test]
+fn live_mode_uses_the_wall_clock_and_stops_with_its_duration() {
+    let config = Config::default();
+    let dir = tempfile::tempdir().unwrap();
+    let args = common::args(&format!(
+        "--rate 200 --duration 2s --seed 4 --out-dir {} --late-fraction 0.2",
+        dir.path().display()
+    ));
+    let started = adjoin_shared::schema::EventTime::now();
+    let summary =
+        adjoin_generator::run(&config, &args, &std::sync::atomic::AtomicBool::new(false)).unwrap();
+    let finished = adjoin_shared::schema::EventTime::now();
+    // Not a performance assertion: a live run must not wait out the minutes-long
+    // tail of click delays after its last impression.
+    assert!(
+        summary.elapsed < std::time::Duration::from_secs(10),
+        "{}",
+        summary.describe()
+    );
+    assert!(
+        (200..=800).contains(&summary.num_impressions),
+        "{}",
+        summary.describe()
+    );
+    let decoder = Decoder::new(config.decode.clone());
+    let text = std::fs::read_to_string(dir.path().join("impressions.jsonl")).unwrap();
+    for line in text.lines() {
+        if let Content::Impression(impression) =
+            content_from_bytes(&decoder, Topic::Impressions, line.as_bytes())
+        {
+            assert!(
+                impression.event_time >= started.saturating_sub_millis(1000),
+                "{line}"
+            );
+            assert!(impression.event_time <= finished, "{line}");
+        }
+    }
+}

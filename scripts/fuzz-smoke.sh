@@ -14,5 +14,7 @@ done
 for target in $targets; do
     echo "[fuzz] running $target for ${seconds}s" >&2
     mkdir -p "corpus/$target"
-    cargo fuzz run "$target" "corpus/$target" seeds -- -max_total_time="$seconds" -max_len=20000
+    # libFuzzer reports every new code path; the last lines carry the verdict and stats.
+    cargo fuzz run "$target" "corpus/$target" seeds -- -max_total_time="$seconds" -max_len=20000 \
+        -print_final_stats=1 2>&1 | tail -n 25
 done

@@ -6,6 +6,7 @@
 //! Without the default `runtime` feature only [`schema`] is built, which keeps the
 //! fuzz target and offline tools free of librdkafka and actix.
 
+pub mod keyed;
 pub mod schema;
 
 #[cfg(feature = "runtime")]

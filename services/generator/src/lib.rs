@@ -121,6 +121,7 @@ pub fn run_with_endpoint(
             &mut output,
             impression_partitions,
             click_partitions,
+            stop,
         );
     }
     generate(
@@ -175,6 +176,21 @@ pub fn traffic_settings(
     let end_opt = args
         .duration
         .map(|duration| start.saturating_add_millis(traffic::duration_ms(duration)));
+    // The last click can come a window after the last impression.
+    let span_ms = match (end_opt, args.count) {
+        (Some(end), _) => end.as_millis() - start.as_millis(),
+        (None, Some(count)) => (count as f64 / args.rate * 1000.0) as i64,
+        (None, None) => 0,
+    };
+    let latest = start.saturating_add_millis(span_ms + traffic::duration_ms(config.join.window));
+    let limit =
+        EventTime::now().saturating_add_millis(traffic::duration_ms(config.decode.max_future));
+    anyhow::ensure!(
+        args.start.is_none() || latest <= limit,
+        "the backlog would reach {latest}, past decode.max_future ({}) ahead of now: ingest would \
+         reject its last records as bad_time; start earlier or generate less",
+        humantime::format_duration(config.decode.max_future)
+    );
     Ok(TrafficSettings {
         seed,
         start,
@@ -235,10 +251,12 @@ fn generate(
         if live && traffic.impressions_remain() && !wait_until(record.deliver_at, stop) {
             break;
         }
+        if !output.write(&record, stop)? {
+            break;
+        }
         if let Some(oracle) = oracle_opt.as_mut() {
             oracle.observe(&record);
         }
-        output.write(&record)?;
         count(&mut summary, &record);
         progress.record(
             matches!(record.content, Content::Impression(_)),

@@ -175,15 +175,19 @@ impl Oracle {
         let mut totals = Totals::default();
         let mut num_ambiguous = 0;
         let mut num_late = 0;
+        // Costs add up as whole millionths: a float sum would depend on the order
+        // of a hash map, which changes from run to run.
+        let mut minute_micros: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        let (mut impression_micros, mut matched_micros, mut unmatched_micros) = (0i64, 0i64, 0i64);
         for impression in self.impressions.values() {
             let minute = minute_of(impression.event_time);
             let bucket = minutes
                 .entry(minute)
                 .or_insert_with(|| MinuteTotals::new(minute));
             bucket.impressions += 1;
-            bucket.impression_cost += impression.impression_cost;
+            minute_micros.entry(minute).or_default().0 += micros(impression.impression_cost);
             totals.impressions += 1;
-            totals.impression_cost += impression.impression_cost;
+            impression_micros += micros(impression.impression_cost);
         }
         for delivery in &self.clicks {
             num_late += u64::from(delivery.late);
@@ -205,21 +209,26 @@ impl Oracle {
                         .entry(minute)
                         .or_insert_with(|| MinuteTotals::new(minute));
                     bucket.clicks += 1;
-                    bucket.click_cost += delivery.click.click_cost;
+                    minute_micros.entry(minute).or_default().1 += micros(delivery.click.click_cost);
                     totals.matched_clicks += 1;
-                    totals.matched_click_cost += delivery.click.click_cost;
+                    matched_micros += micros(delivery.click.click_cost);
                 }
                 Expected::Outcome(_) => {
                     *outcomes.entry(code.to_owned()).or_default() += 1;
-                    totals.unmatched_click_cost += delivery.click.click_cost;
+                    unmatched_micros += micros(delivery.click.click_cost);
                 }
                 Expected::Ambiguous => num_ambiguous += 1,
             }
         }
-        for bucket in minutes.values_mut() {
-            bucket.round();
+        for (minute, bucket) in &mut minutes {
+            let (impression_cost, click_cost) =
+                minute_micros.get(minute).copied().unwrap_or_default();
+            bucket.impression_cost = from_micros(impression_cost);
+            bucket.click_cost = from_micros(click_cost);
         }
-        totals.round();
+        totals.impression_cost = from_micros(impression_micros);
+        totals.matched_click_cost = from_micros(matched_micros);
+        totals.unmatched_click_cost = from_micros(unmatched_micros);
         let mut id_digest: u64 = 0;
         for id in self.impressions.keys() {
             id_digest = id_digest.wrapping_add(fnv1a64(id.as_bytes()));
@@ -246,6 +255,14 @@ impl Oracle {
             click_outcomes,
         )
     }
+}
+
+fn micros(value: f64) -> i64 {
+    (value * 1e6).round() as i64
+}
+
+fn from_micros(value: i64) -> f64 {
+    value as f64 / 1e6
 }
 
 /// The start of the UTC minute a time falls in.

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +26,8 @@ pub struct Delivery {
 }
 
 pub trait Output {
-    fn write(&mut self, record: &RawRecord) -> anyhow::Result<()>;
+    /// Writes a record; false when `stop` was raised while waiting to write it.
+    fn write(&mut self, record: &RawRecord, stop: &AtomicBool) -> anyhow::Result<bool>;
     /// Waits for everything written to be delivered (or fail) and reports.
     fn finish(&mut self) -> anyhow::Result<Delivery>;
 }
@@ -119,7 +120,7 @@ impl KafkaOutput {
 }
 
 impl Output for KafkaOutput {
-    fn write(&mut self, record: &RawRecord) -> anyhow::Result<()> {
+    fn write(&mut self, record: &RawRecord, stop: &AtomicBool) -> anyhow::Result<bool> {
         let topic = match record.topic {
             Topic::Impressions => &self.impressions_topic,
             Topic::Clicks => &self.clicks_topic,
@@ -135,6 +136,9 @@ impl Output for KafkaOutput {
                 Ok(()) => break,
                 // The local queue is full: wait for deliveries rather than grow.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(false);
+                    }
                     base = returned;
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -142,12 +146,13 @@ impl Output for KafkaOutput {
             }
         }
         self.num_sent += 1;
-        Ok(())
+        Ok(true)
     }
 
     fn finish(&mut self) -> anyhow::Result<Delivery> {
-        // librdkafka's own message timeout bounds this; a minute covers it.
-        let flushed = self.producer.flush(Duration::from_secs(60));
+        // Bounded by librdkafka's message.timeout.ms: every record is delivered or
+        // reported failed by then.
+        let flushed = self.producer.flush(rdkafka::util::Timeout::Never);
         let mut delivery = self.counter.snapshot();
         let num_unreported = self
             .num_sent
@@ -188,7 +193,7 @@ impl FileOutput {
 }
 
 impl Output for FileOutput {
-    fn write(&mut self, record: &RawRecord) -> anyhow::Result<()> {
+    fn write(&mut self, record: &RawRecord, _stop: &AtomicBool) -> anyhow::Result<bool> {
         let writer = match record.topic {
             Topic::Impressions => &mut self.impressions,
             Topic::Clicks => &mut self.clicks,
@@ -203,7 +208,7 @@ impl Output for FileOutput {
         writer.write_all(&line)?;
         writer.write_all(b"\n")?;
         self.num_written += 1;
-        Ok(())
+        Ok(true)
     }
 
     fn finish(&mut self) -> anyhow::Result<Delivery> {

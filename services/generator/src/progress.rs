@@ -52,8 +52,11 @@ impl Progress {
         self.num_records += 1;
         self.num_impressions += u64::from(is_impression);
         self.num_clicks += u64::from(is_click);
-        // Checking the clock on every record would cost more than the record.
-        if self.num_records % 1024 != 0 {
+        // The bar redraws on its own; a plain line waits for its five seconds.
+        if self.bar_opt.is_some() && self.num_records % 1024 != 0 {
+            return;
+        }
+        if self.bar_opt.is_none() && self.last_line.elapsed() < LINE_EVERY {
             return;
         }
         let rate = self.records_per_second();
@@ -63,7 +66,7 @@ impl Progress {
                 "{} clicks, {} records, {rate:.0} records/s",
                 self.num_clicks, self.num_records
             ));
-        } else if self.last_line.elapsed() >= LINE_EVERY {
+        } else {
             self.last_line = Instant::now();
             tracing::info!(
                 impressions = self.num_impressions,

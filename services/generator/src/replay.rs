@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -21,6 +22,7 @@ pub fn replay(
     output: &mut dyn Output,
     impression_partitions: i32,
     click_partitions: i32,
+    stop: &AtomicBool,
 ) -> anyhow::Result<Summary> {
     anyhow::ensure!(
         args.key_by != KeyBy::User,
@@ -30,12 +32,15 @@ pub fn replay(
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut unplaced = Vec::new();
-    for path in &args.from_file {
+    'files: for path in &args.from_file {
         let file =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let fallback_topic = topic_of_file(path);
         for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
             let line = line.with_context(|| format!("reading {}", path.display()))?;
+            if stop.load(Ordering::Relaxed) {
+                break 'files;
+            }
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -64,7 +69,9 @@ pub fn replay(
                 deliver_at: now,
                 content,
             };
-            output.write(&record)?;
+            if !output.write(&record, stop)? {
+                break 'files;
+            }
             summary.num_records += 1;
             match record.content {
                 Content::Impression(_) => summary.num_impressions += 1,

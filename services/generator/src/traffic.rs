@@ -75,6 +75,8 @@ pub struct Traffic {
     deliveries: BinaryHeap<Reverse<(EventTime, u64)>>,
     pending: std::collections::HashMap<u64, RawRecord>,
     next_sequence: u64,
+    /// The event time of the latest event generated.
+    generated_up_to: EventTime,
     /// Malformed kinds of each topic, cycled separately so that the rarer clicks
     /// still go through all of theirs.
     impression_malformed_kinds: Vec<DecodeReason>,
@@ -106,6 +108,7 @@ impl Traffic {
             deliveries: BinaryHeap::new(),
             pending: std::collections::HashMap::new(),
             next_sequence: 0,
+            generated_up_to: EventTime::from_millis(i64::MIN),
             impression_malformed_kinds: kinds_of(Topic::Impressions),
             click_malformed_kinds: kinds_of(Topic::Clicks),
             num_malformed_impressions: 0,
@@ -165,12 +168,14 @@ impl Traffic {
             _ => false,
         };
         if click_first {
-            if let Some(Reverse((_, sequence))) = self.clicks.pop() {
+            if let Some(Reverse((time, sequence))) = self.clicks.pop() {
+                self.generated_up_to = self.generated_up_to.max(time);
                 if let Some(scheduled) = self.scheduled.remove(&sequence) {
                     self.emit_click(scheduled);
                 }
             }
         } else if let Some(time) = impression_time {
+            self.generated_up_to = self.generated_up_to.max(time);
             self.emit_impression(time);
             let gap_ms = exponential(&mut self.rng, 1000.0 / self.settings.rate);
             self.next_impression_ms += gap_ms;
@@ -201,7 +206,9 @@ impl Traffic {
         };
         // Never beyond allowed lateness: a late impression's clicks would match or
         // not depending on how fast partitions are consumed.
-        let displacement_ms = self.displacement_ms(duration_ms(self.settings.allowed_lateness));
+        let cap_ms = duration_ms(self.settings.allowed_lateness)
+            .min(duration_ms(self.settings.max_lateness));
+        let displacement_ms = self.displacement_ms(cap_ms);
         let (key, partition) = place_known(
             self.settings.key_by,
             &impression.impression_id,
@@ -307,19 +314,23 @@ impl Traffic {
         );
         let payload = serde_json::to_vec(&click).unwrap_or_default();
         self.maybe_malformed(&payload, Topic::Clicks, time);
-        let deliver_at = time.saturating_add_millis(displacement_ms);
-        if chance(&mut self.rng, self.settings.duplicate_fraction) {
-            // A producer retry: same key, same partition, shortly after.
+        // A click timed before its impression (skew) is generated only when the
+        // impression is; it goes out no earlier than what was already generated.
+        let deliver_at = time
+            .saturating_add_millis(displacement_ms)
+            .max(self.generated_up_to);
+        let duplicate_opt = chance(&mut self.rng, self.settings.duplicate_fraction).then(|| {
+            // A producer retry: same key, same partition, right after the original.
             let again_at = deliver_at.saturating_add_millis(self.rng.gen_range(0..500));
-            self.deliver(RawRecord {
+            RawRecord {
                 topic: Topic::Clicks,
                 partition,
                 key: key.clone(),
                 payload: payload.clone(),
                 deliver_at: again_at,
                 content: Content::DuplicateClick(click.clone()),
-            });
-        }
+            }
+        });
         self.deliver(RawRecord {
             topic: Topic::Clicks,
             partition,
@@ -328,6 +339,9 @@ impl Traffic {
             deliver_at,
             content: Content::Click(click),
         });
+        if let Some(duplicate) = duplicate_opt {
+            self.deliver(duplicate);
+        }
     }
 
     /// Returns how far a record is delivered after its event time: 0, or with

@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use adjoin_shared::schema::EventTime;
 
-use crate::catalog::round_micros;
-
 pub const TRUTH_FORMAT: &str = "adjoin-truth/1";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,16 +81,6 @@ pub struct Totals {
     pub unmatched_click_cost: f64,
 }
 
-impl Totals {
-    /// Sums of prices in millionths are rounded back to millionths, so float
-    /// summation order cannot show up as a difference.
-    pub fn round(&mut self) {
-        self.impression_cost = round_micros(self.impression_cost);
-        self.matched_click_cost = round_micros(self.matched_click_cost);
-        self.unmatched_click_cost = round_micros(self.unmatched_click_cost);
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MinuteTotals {
     pub minute: EventTime,
@@ -111,11 +99,6 @@ impl MinuteTotals {
             clicks: 0,
             click_cost: 0.0,
         }
-    }
-
-    pub fn round(&mut self) {
-        self.impression_cost = round_micros(self.impression_cost);
-        self.click_cost = round_micros(self.click_cost);
     }
 }
 

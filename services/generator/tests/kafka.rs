@@ -248,10 +248,26 @@ fn lost_deliveries_are_counted_and_reported() {
         .insert("message.timeout.ms".into(), "3000".into());
     let endpoint = KafkaEndpoint::from_config(&config.kafka).unwrap();
     let args = common::args(&format!(
-        "--start {START} --count 100000 --seed 35 --malformed-fraction 0"
+        "--start {START} --count 150000 --seed 35 --malformed-fraction 0"
     ));
+    // Kill the broker once records are arriving: after the topics exist, before
+    // the run can finish.
+    let watcher = endpoint.clone();
+    let raw_topic = config.topics.impressions.clone();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1000));
+        let consumer: BaseConsumer = watcher
+            .client_config()
+            .set("group.id", unique_name("killer"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&raw_topic]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(50)) {
+                break;
+            }
+        }
         drop(tansu);
     });
     let summary = run_with_endpoint(&endpoint, &config, &args, &AtomicBool::new(false)).unwrap();

@@ -69,12 +69,12 @@ fn the_same_seed_writes_identical_files() {
     for directory in &directories {
         let dir = directory.path().to_str().unwrap();
         let args = common::args(&format!(
-            "--start {START} --count 2000 --seed 99 --out-dir {dir} --malformed-fraction 0.02"
+            "--start {START} --count 2000 --seed 99 --out-dir {dir} --truth {dir}/truth.json --malformed-fraction 0.02 --late-fraction 0.1"
         ));
         let summary = adjoin_generator::run(&config, &args, &stop).unwrap();
         assert!(summary.all_delivered(), "{summary:?}");
     }
-    for name in ["impressions.jsonl", "clicks.jsonl"] {
+    for name in ["impressions.jsonl", "clicks.jsonl", "truth.json"] {
         let first = std::fs::read(directories[0].path().join(name)).unwrap();
         let second = std::fs::read(directories[1].path().join(name)).unwrap();
         assert!(!first.is_empty());

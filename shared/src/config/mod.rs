@@ -4,6 +4,7 @@
 //! service reads the sections it needs and unknown keys are rejected by name.
 
 mod database;
+mod ingest;
 mod kafka;
 mod sections;
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use database::{default_database_url, redact_url, DatabaseConfig, DatabaseKind};
+pub use ingest::{IngestConfig, StartFrom};
 pub use kafka::{is_secret_option, KafkaConfig};
 pub use sections::{JoinConfig, MetricsConfig, Service, TopicsConfig, WatermarkConfig};
 
@@ -41,6 +43,8 @@ pub struct Config {
     pub watermark: WatermarkConfig,
     /// Limits the decoder enforces on raw records.
     pub decode: DecodeLimits,
+    /// The ingest service.
+    pub ingest: IngestConfig,
 }
 
 /// Why configuration could not be loaded; every message names the key or file and
@@ -127,10 +131,41 @@ impl Config {
                 return invalid(format!("{key} = {name:?}: {problem}"));
             }
         }
+        for (key, name) in [
+            (
+                "ingest.impressions_keyed_topic",
+                &self.ingest.impressions_keyed_topic,
+            ),
+            ("ingest.clicks_keyed_topic", &self.ingest.clicks_keyed_topic),
+        ] {
+            if let Err(problem) = check_topic_name(name) {
+                return invalid(format!("{key} = {name:?}: {problem}"));
+            }
+        }
+        if self.ingest.batch_records == 0
+            || self.ingest.commit_interval.is_zero()
+            || self.ingest.marker_interval.is_zero()
+        {
+            return invalid("ingest.batch_records, ingest.commit_interval and ingest.marker_interval must be above 0".to_owned());
+        }
         if self.topics.impressions == self.topics.clicks {
             return invalid(
                 "topics.impressions and topics.clicks must be different topics".to_owned(),
             );
+        }
+        let topic_names = [
+            &self.topics.impressions,
+            &self.topics.clicks,
+            &self.ingest.impressions_keyed_topic,
+            &self.ingest.clicks_keyed_topic,
+        ];
+        for (index, name) in topic_names.iter().enumerate() {
+            if topic_names[index + 1..].contains(name) {
+                return invalid(format!(
+                    "topic {name:?} is configured twice among topics.impressions, topics.clicks and \
+                     the ingest keyed topics; each needs its own"
+                ));
+            }
         }
         if self.topics.partitions < 1 {
             return invalid(format!(

@@ -1,0 +1,166 @@
+//! The thread that polls a raw topic's consumer and hands records to the ingest
+//! actor in batches. librdkafka's poll blocks, so it stays off the actor's thread;
+//! rebalance callbacks run here, inside poll.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix::prelude::SendError;
+use actix::Addr;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::Message;
+
+use adjoin_shared::metrics::ActorMetrics;
+
+use crate::actors::topic_ingestor::TopicIngestor;
+use crate::kafka_context::IngestConsumerContext;
+use crate::messages::{PollerStopped, RawBatch, RawMessage};
+
+/// How long a partial batch may wait for more records.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+
+pub struct Poller {
+    stop: Arc<AtomicBool>,
+    handle_opt: Option<JoinHandle<()>>,
+}
+
+impl Poller {
+    pub fn spawn(
+        consumer: Arc<BaseConsumer<IngestConsumerContext>>,
+        ingestor: Addr<TopicIngestor>,
+        generation: u64,
+        batch_records: usize,
+        actor_metrics: ActorMetrics,
+        name: String,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            let outcome = poll_loop(
+                &consumer,
+                &ingestor,
+                generation,
+                batch_records,
+                &actor_metrics,
+                &stop_flag,
+            );
+            if !stop_flag.load(Ordering::Relaxed) {
+                ingestor.do_send(PollerStopped {
+                    generation,
+                    error: outcome.err().unwrap_or_else(|| "stopped".to_owned()),
+                });
+            }
+            // Dropping the last handle closes the consumer: it leaves the group and
+            // its revoke callback commits what is acknowledged.
+            drop(consumer);
+        })?;
+        Ok(Self {
+            stop,
+            handle_opt: Some(handle),
+        })
+    }
+
+    /// Asks the thread to stop after its current poll or hand-over.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.handle_opt.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn poll_loop(
+    consumer: &BaseConsumer<IngestConsumerContext>,
+    ingestor: &Addr<TopicIngestor>,
+    generation: u64,
+    batch_records: usize,
+    actor_metrics: &ActorMetrics,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    while !stop.load(Ordering::Relaxed) {
+        let mut records = Vec::with_capacity(batch_records);
+        let mut first_at_opt: Option<Instant> = None;
+        while records.len() < batch_records && !stop.load(Ordering::Relaxed) {
+            let timeout = match first_at_opt {
+                None => Duration::from_millis(100),
+                Some(first_at) => BATCH_WAIT.saturating_sub(first_at.elapsed()),
+            };
+            match consumer.poll(timeout) {
+                Some(Ok(message)) => {
+                    first_at_opt.get_or_insert_with(Instant::now);
+                    records.push(RawMessage {
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    });
+                }
+                Some(Err(error)) => {
+                    // Transport and broker errors: librdkafka retries by itself.
+                    tracing::warn!(%error, "consumer error");
+                    if first_at_opt.is_some() {
+                        break;
+                    }
+                }
+                None if first_at_opt.is_some() => break,
+                None => {}
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        hand_over(
+            ingestor,
+            RawBatch {
+                generation,
+                records,
+            },
+            actor_metrics,
+            stop,
+        )?;
+    }
+    Ok(())
+}
+
+/// Puts a batch into the actor's bounded mailbox, waiting while it is full: that
+/// wait is the backpressure that keeps memory flat when the producer is slow.
+fn hand_over(
+    ingestor: &Addr<TopicIngestor>,
+    batch: RawBatch,
+    actor_metrics: &ActorMetrics,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let mut pending = batch;
+    let mut blocked_since_opt: Option<Instant> = None;
+    loop {
+        match ingestor.try_send(pending) {
+            Ok(()) => {
+                actor_metrics.message_enqueued();
+                if let Some(since) = blocked_since_opt {
+                    actor_metrics.record_blocked(since.elapsed().as_secs_f64());
+                }
+                return Ok(());
+            }
+            Err(SendError::Full(returned)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                blocked_since_opt.get_or_insert_with(Instant::now);
+                pending = returned;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(SendError::Closed(_)) => {
+                return Err("the ingest actor's mailbox is closed".to_owned())
+            }
+        }
+    }
+}

@@ -545,5 +545,7 @@ impl Handler<Shutdown> for TopicIngestor {
         }
         self.commit_acknowledged(CommitMode::Sync);
         ctx.stop();
+        // One system per raw topic: with its actor done, the system is too.
+        actix::System::current().stop();
     }
 }

@@ -81,7 +81,9 @@ impl IngestService {
                 keyed_topic,
                 keyed_partitions: partitions.keyed,
                 dlq_topic: dlq_topic(&raw_topic),
-                group_id: config.ingest.group_id.clone(),
+                // A group per raw topic: a restart or rebalance on one topic leaves
+                // the other's consumers alone.
+                group_id: format!("{}.{}", config.ingest.group_id, kind.as_str()),
                 start_from: config.ingest.start_from,
                 commit_interval: config.ingest.commit_interval,
                 marker_interval: config.ingest.marker_interval,

@@ -9,9 +9,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use adjoin_ingest::IngestService;
-use adjoin_shared::config::KafkaConfig;
 use adjoin_shared::kafka::partitioner::partition_for_key;
-use adjoin_shared::kafka::KafkaEndpoint;
 use adjoin_shared::keyed::{self, dlq_topic, WatermarkMarker};
 use adjoin_shared::metrics::{Health, Metrics};
 use adjoin_shared::schema::DecodeReason;
@@ -21,7 +19,7 @@ use common::{config, generate, read_until, Written};
 #[test]
 fn valid_records_are_rekeyed_and_bad_ones_dead_lettered() {
     common::logs();
-    let endpoint = KafkaEndpoint::from_config(&KafkaConfig::default()).unwrap();
+    let endpoint = common::embedded_endpoint();
     let config = config(&endpoint, 3);
     let (summary, truth) = generate(
         &endpoint,

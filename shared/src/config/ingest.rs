@@ -24,7 +24,9 @@ pub struct IngestConfig {
     pub impressions_keyed_topic: String,
     /// Keyed topic clicks go to; must have as many partitions as the impressions one.
     pub clicks_keyed_topic: String,
-    /// Consumer group of the ingest processes; they share the raw partitions.
+    /// Consumer group prefix of the ingest processes; they share the raw partitions.
+    /// Each raw topic is read by its own group, `<group_id>.impressions` and
+    /// `<group_id>.clicks`.
     pub group_id: String,
     /// Where a partition without a committed offset starts.
     pub start_from: StartFrom,

@@ -24,6 +24,19 @@ struct GenerateCli {
     args: GenerateArgs,
 }
 
+/// The embedded mock cluster, with clients that notice a consumer which died
+/// without leaving its group after 6 s rather than 45 s.
+pub fn embedded_endpoint() -> KafkaEndpoint {
+    let mut kafka = KafkaConfig::default();
+    kafka
+        .options
+        .insert("session.timeout.ms".to_owned(), "6000".to_owned());
+    kafka
+        .options
+        .insert("heartbeat.interval.ms".to_owned(), "1000".to_owned());
+    KafkaEndpoint::from_config(&kafka).unwrap()
+}
+
 /// A configuration with fresh topic names and short intervals, for one test.
 pub fn config(endpoint: &KafkaEndpoint, partitions: i32) -> Config {
     let mut config = Config {

@@ -48,6 +48,9 @@ pub enum Command {
     /// Write realistic impression and click traffic to the raw topics (or files),
     /// with the truth a correct pipeline must produce from it.
     Generate(Box<GenerateArgs>),
+    /// Run the ingest service: raw topics in, validated and re-keyed keyed topics,
+    /// dead letters and watermark markers out. Stops cleanly on Ctrl-C or SIGTERM.
+    Ingest,
 }
 
 #[derive(Debug, Args)]

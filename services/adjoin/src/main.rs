@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         cli::Command::Config(args) => commands::config::run(&cli, args),
         cli::Command::Generate(args) => commands::generate::run(&cli, args),
+        cli::Command::Ingest => commands::ingest::run(&cli),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -222,3 +222,33 @@ fn generate_rejects_impossible_flags() {
         stderr(&output)
     );
 }
+
+#[test]
+fn ingest_needs_brokers() {
+    let output = adjoin(&["ingest"], &[]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("kafka.brokers") && text.contains("adjoin demo"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ingest_with_both_topics_off_says_so() {
+    let output = adjoin(
+        &["ingest"],
+        &[
+            ("ADJOIN__KAFKA__BROKERS", "127.0.0.1:9"),
+            ("ADJOIN__INGEST__IMPRESSIONS", "false"),
+            ("ADJOIN__INGEST__CLICKS", "false"),
+            ("ADJOIN__METRICS__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("nothing to ingest"),
+        "{}",
+        stderr(&output)
+    );
+}

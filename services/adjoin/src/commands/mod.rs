@@ -1,2 +1,3 @@
 pub mod config;
 pub mod generate;
+pub mod ingest;

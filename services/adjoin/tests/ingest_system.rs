@@ -1,0 +1,256 @@
+//! System test: two `adjoin ingest` processes share the raw partitions on a Tansu
+//! broker; one is killed with SIGKILL mid-stream and started again. Every valid raw
+//! record still appears in the keyed topics (duplicates allowed, losses not) and
+//! every malformed one in its dead-letter topic.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::Message;
+
+use adjoin_shared::kafka::KafkaEndpoint;
+use adjoin_shared::keyed;
+use adjoin_shared::testing::{http_get, unique_name, Tansu};
+
+struct Setup {
+    env: Vec<(String, String)>,
+    impressions: String,
+    clicks: String,
+    impressions_keyed: String,
+    clicks_keyed: String,
+}
+
+fn setup(tansu: &Tansu) -> Setup {
+    let impressions = unique_name("raw_impressions");
+    let clicks = unique_name("raw_clicks");
+    let impressions_keyed = unique_name("impressions_keyed");
+    let clicks_keyed = unique_name("clicks_keyed");
+    let env = vec![
+        ("ADJOIN__KAFKA__BROKERS", tansu.bootstrap_servers()),
+        ("ADJOIN__TOPICS__IMPRESSIONS", impressions.clone()),
+        ("ADJOIN__TOPICS__CLICKS", clicks.clone()),
+        (
+            "ADJOIN__INGEST__IMPRESSIONS_KEYED_TOPIC",
+            impressions_keyed.clone(),
+        ),
+        ("ADJOIN__INGEST__CLICKS_KEYED_TOPIC", clicks_keyed.clone()),
+        ("ADJOIN__INGEST__GROUP_ID", unique_name("ingest")),
+        ("ADJOIN__INGEST__COMMIT_INTERVAL", "200ms".to_owned()),
+        // A killed member is noticed after 6 s rather than 45 s.
+        (
+            "ADJOIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
+            "6000".to_owned(),
+        ),
+        (
+            "ADJOIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS",
+            "1000".to_owned(),
+        ),
+        ("RUST_LOG", "info,rdkafka=warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    Setup {
+        env,
+        impressions,
+        clicks,
+        impressions_keyed,
+        clicks_keyed,
+    }
+}
+
+fn adjoin(setup: &Setup, args: &[&str], extra_env: &[(&str, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_adjoin"));
+    command.args(args).stdin(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ADJOIN") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(
+        setup
+            .env
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    command.envs(
+        extra_env
+            .iter()
+            .map(|(name, value)| (*name, value.as_str())),
+    );
+    command
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn start_ingest(setup: &Setup, listen: SocketAddr, log: &std::path::Path) -> Child {
+    let log_file = std::fs::File::create(log).unwrap();
+    adjoin(
+        setup,
+        &["ingest"],
+        &[("ADJOIN__METRICS__LISTEN", listen.to_string())],
+    )
+    .stdout(Stdio::null())
+    .stderr(log_file)
+    .spawn()
+    .unwrap()
+}
+
+fn wait_ready(listen: SocketAddr) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let ready = runtime.block_on(http_get(listen, "/readyz"));
+        if ready.is_ok_and(|reply| reply.status == 200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("ingest on {listen} did not become ready");
+}
+
+/// `topic/partition/offset` of every record in the topics, reading until `enough`.
+fn read_sources(
+    endpoint: &KafkaEndpoint,
+    topics: &[&str],
+    from_headers: bool,
+    enough: usize,
+) -> HashSet<String> {
+    let consumer: BaseConsumer = endpoint
+        .client_config()
+        .set("group.id", unique_name("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(topics).unwrap();
+    let mut sources = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while sources.len() < enough && Instant::now() < deadline {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        if !from_headers {
+            sources.insert(format!(
+                "{}/{}/{}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            ));
+            continue;
+        }
+        let headers = message.headers();
+        let header = |name: &str| {
+            headers.and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|header| header.key == name)
+                    .and_then(|header| header.value)
+                    .map(|value| String::from_utf8_lossy(value).into_owned())
+            })
+        };
+        if header(keyed::HEADER_KIND).as_deref() == Some(keyed::KIND_WATERMARK) {
+            continue;
+        }
+        if let Some(source) = header(keyed::HEADER_SOURCE) {
+            sources.insert(source);
+        }
+    }
+    sources
+}
+
+#[test]
+fn two_ingest_processes_one_killed_and_restarted_lose_nothing() {
+    let tansu = Tansu::start();
+    let setup = setup(&tansu);
+    let logs = tempfile::tempdir().unwrap();
+    let (listen_a, listen_b) = (free_addr(), free_addr());
+    let mut ingest_a = start_ingest(&setup, listen_a, &logs.path().join("a.log"));
+    let mut ingest_b = start_ingest(&setup, listen_b, &logs.path().join("b.log"));
+    wait_ready(listen_a);
+    wait_ready(listen_b);
+
+    let generator = adjoin(
+        &setup,
+        &[
+            "generate",
+            "--start",
+            "2026-11-27T00:00:00Z",
+            "--count",
+            "60000",
+            "--seed",
+            "51",
+            "--malformed-fraction",
+            "0.01",
+            "--late-fraction",
+            "0.05",
+        ],
+        &[],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Mid-stream: the generator is writing and both ingest processes are reading.
+    std::thread::sleep(Duration::from_millis(1500));
+    ingest_a.kill().unwrap();
+    ingest_a.wait().unwrap();
+    let generated = generator.wait_with_output().unwrap();
+    assert!(generated.status.success());
+    let summary = String::from_utf8_lossy(&generated.stdout).into_owned();
+    let num_records: usize = summary
+        .split_whitespace()
+        .nth(1)
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("generator summary: {summary}"));
+    let mut ingest_a_again = start_ingest(&setup, listen_a, &logs.path().join("a2.log"));
+
+    let endpoint = tansu.endpoint();
+    let raw = read_sources(
+        &endpoint,
+        &[&setup.impressions, &setup.clicks],
+        false,
+        num_records,
+    );
+    assert_eq!(raw.len(), num_records, "raw records read back");
+    let impressions_dlq = keyed::dlq_topic(&setup.impressions);
+    let clicks_dlq = keyed::dlq_topic(&setup.clicks);
+    let written = read_sources(
+        &endpoint,
+        &[
+            &setup.impressions_keyed,
+            &setup.clicks_keyed,
+            &impressions_dlq,
+            &clicks_dlq,
+        ],
+        true,
+        raw.len(),
+    );
+    let missing: Vec<&String> = raw.difference(&written).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{} raw records never came out, e.g. {missing:?}\nlogs: {}",
+        raw.difference(&written).count(),
+        std::fs::read_to_string(logs.path().join("b.log")).unwrap_or_default()
+    );
+
+    for child in [&mut ingest_b, &mut ingest_a_again] {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0: {status}");
+    }
+}

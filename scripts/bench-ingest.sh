@@ -31,7 +31,8 @@ for run in $(seq 1 "$runs"); do
     ingest_pid=$!
     for _ in $(seq 1 12000); do
         kill -0 "$ingest_pid" 2>/dev/null || { echo "ingest exited: $(tail -3 /tmp/bench-ingest.log)" >&2; exit 1; }
-        done_records=$(curl -s 127.0.0.1:19391/metrics | awk '/^adjoin_ingest_records_total/ {sum += $2} END {print sum + 0}')
+        # Before the metrics server is up, curl fails: that counts as nothing done yet.
+        done_records=$( (curl -s 127.0.0.1:19391/metrics || true) | awk '/^adjoin_ingest_records_total/ {sum += $2} END {print sum + 0}')
         [ "$done_records" -ge "$records" ] && break
         sleep 0.05
     done

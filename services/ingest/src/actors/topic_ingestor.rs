@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Supervised};
+use prometheus_client::metrics::counter::Counter;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -40,6 +41,12 @@ const MAILBOX_CAPACITY: usize = 4;
 /// Dead-letter payloads are cut to this, so an oversize record cannot fail its own
 /// dead-lettering; the header `adjoin-truncated-from` keeps the original size.
 const MAX_DEAD_LETTER_BYTES: usize = 900 * 1024;
+
+struct HotCounters {
+    keyed: Counter,
+    dead_letter: Counter,
+    late: Counter,
+}
 
 /// Everything an ingest actor is configured with.
 #[derive(Clone)]
@@ -74,6 +81,9 @@ pub struct TopicIngestor {
     /// its watermark resumes when the broker keeps no commit metadata (Tansu).
     resume_newest_ms: HashMap<i32, i64>,
     metrics: IngestMetrics,
+    /// The per-record series, looked up once: a family lookup per record would
+    /// allocate its labels every time.
+    counters: HotCounters,
     actor_metrics: ActorMetrics,
     supervision: Supervision,
     readiness: ReadinessCheck,
@@ -93,7 +103,29 @@ impl TopicIngestor {
     ) -> Self {
         let watermarks = Watermarks::new(settings.allowed_lateness, settings.idle_timeout);
         let actor_metrics = supervision.metrics().clone();
+        let kind = settings.kind.as_str();
+        // One statement each: a family hands out its series under a read guard that
+        // lives to the end of the statement, and creating the next series of the
+        // same family needs its write lock.
+        let keyed = metrics
+            .records
+            .get_or_create(&IngestMetrics::result(kind, "keyed"))
+            .clone();
+        let dead_letter = metrics
+            .records
+            .get_or_create(&IngestMetrics::result(kind, "dead_letter"))
+            .clone();
+        let late = metrics
+            .late_records
+            .get_or_create(&IngestMetrics::topic(kind))
+            .clone();
+        let counters = HotCounters {
+            keyed,
+            dead_letter,
+            late,
+        };
         Self {
+            counters,
             settings,
             endpoint,
             decoder,
@@ -217,15 +249,9 @@ impl TopicIngestor {
                     .payload(keyed.value.as_slice())
                     .headers(headers);
                 self.send(base)?;
-                self.metrics
-                    .records
-                    .get_or_create(&IngestMetrics::result(self.kind(), "keyed"))
-                    .inc();
+                self.counters.keyed.inc();
                 if late {
-                    self.metrics
-                        .late_records
-                        .get_or_create(&IngestMetrics::topic(self.kind()))
-                        .inc();
+                    self.counters.late.inc();
                 }
             }
             Err(error) => self.dead_letter(record, &error, &source, opaque)?,
@@ -267,10 +293,7 @@ impl TopicIngestor {
             base = base.key(key.as_slice());
         }
         self.send(base)?;
-        self.metrics
-            .records
-            .get_or_create(&IngestMetrics::result(self.kind(), "dead_letter"))
-            .inc();
+        self.counters.dead_letter.inc();
         self.metrics
             .dead_letters
             .get_or_create(&crate::metrics::ReasonLabels {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use adjoin_shared::config::Config;
-use adjoin_shared::kafka::{KafkaEndpoint, TopicAdmin, TopicSpec};
+use adjoin_shared::kafka::{ensure_topics_blocking, KafkaEndpoint, TopicSpec};
 use adjoin_shared::schema::EventTime;
 
 pub use options::GenerateArgs;
@@ -135,11 +135,6 @@ pub fn run_with_endpoint(
 }
 
 fn ensure_raw_topics(endpoint: &KafkaEndpoint, config: &Config) -> anyhow::Result<(i32, i32)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime for the topic admin")?;
-    let admin = TopicAdmin::new(endpoint).context("creating the Kafka admin client")?;
     let specs: Vec<TopicSpec> = [&config.topics.impressions, &config.topics.clicks]
         .into_iter()
         .map(|name| TopicSpec {
@@ -148,14 +143,12 @@ fn ensure_raw_topics(endpoint: &KafkaEndpoint, config: &Config) -> anyhow::Resul
             replication_factor: config.topics.replication_factor,
         })
         .collect();
-    let statuses = runtime
-        .block_on(admin.ensure_topics(&specs))
-        .with_context(|| {
-            format!(
-                "creating or describing topics on {}",
-                endpoint.bootstrap_servers()
-            )
-        })?;
+    let statuses = ensure_topics_blocking(endpoint, &specs).with_context(|| {
+        format!(
+            "creating or describing topics on {}",
+            endpoint.bootstrap_servers()
+        )
+    })?;
     Ok((statuses[0].partitions, statuses[1].partitions))
 }
 

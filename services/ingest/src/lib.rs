@@ -23,7 +23,7 @@ use anyhow::Context;
 use rdkafka::producer::{Producer, ThreadedProducer};
 
 use adjoin_shared::config::{Config, Service};
-use adjoin_shared::kafka::{KafkaEndpoint, TopicAdmin, TopicSpec};
+use adjoin_shared::kafka::{ensure_topics_blocking, KafkaEndpoint, TopicSpec};
 use adjoin_shared::keyed::dlq_topic;
 use adjoin_shared::metrics::{Health, Metrics, MetricsServer};
 use adjoin_shared::schema::Decoder;
@@ -156,19 +156,12 @@ fn ensure_topics(config: &Config, endpoint: &KafkaEndpoint) -> anyhow::Result<Pa
         spec(&dlq_topic(&config.topics.impressions)),
         spec(&dlq_topic(&config.topics.clicks)),
     ];
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime for the topic admin")?;
-    let admin = TopicAdmin::new(endpoint).context("creating the Kafka admin client")?;
-    let statuses = runtime
-        .block_on(admin.ensure_topics(&specs))
-        .with_context(|| {
-            format!(
-                "creating or describing topics on {}",
-                endpoint.bootstrap_servers()
-            )
-        })?;
+    let statuses = ensure_topics_blocking(endpoint, &specs).with_context(|| {
+        format!(
+            "creating or describing topics on {}",
+            endpoint.bootstrap_servers()
+        )
+    })?;
     let (impressions_keyed, clicks_keyed) = (statuses[2].partitions, statuses[3].partitions);
     anyhow::ensure!(
         impressions_keyed == clicks_keyed,

@@ -26,6 +26,22 @@ pub struct TopicStatus {
     pub partitions: i32,
 }
 
+/// Creates the topics a service owns, if missing, from synchronous start-up code
+/// (a runtime of its own for the admin calls), and reports their partition counts.
+pub fn ensure_topics_blocking(
+    endpoint: &KafkaEndpoint,
+    specs: &[TopicSpec],
+) -> Result<Vec<TopicStatus>, KafkaError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            KafkaError::AdminOpCreation(format!("starting a runtime for the topic admin: {error}"))
+        })?;
+    let admin = TopicAdmin::new(endpoint)?;
+    runtime.block_on(admin.ensure_topics(specs))
+}
+
 /// Creates and describes topics.
 pub struct TopicAdmin {
     client: Arc<AdminClient<DefaultClientContext>>,

@@ -8,7 +8,7 @@ pub mod partitioner;
 
 use rdkafka::ClientConfig;
 
-pub use admin::{TopicAdmin, TopicSpec, TopicStatus};
+pub use admin::{ensure_topics_blocking, TopicAdmin, TopicSpec, TopicStatus};
 pub use embedded::EmbeddedCluster;
 
 use crate::config::{is_secret_option, KafkaConfig, REDACTED};

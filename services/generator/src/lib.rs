@@ -286,7 +286,8 @@ fn generate(
     Ok(summary)
 }
 
-fn count(summary: &mut Summary, record: &RawRecord) {
+/// Adds a written record to the summary's tallies.
+pub(crate) fn count(summary: &mut Summary, record: &RawRecord) {
     summary.num_records += 1;
     match record.content {
         Content::Impression(_) => summary.num_impressions += 1,

@@ -72,12 +72,7 @@ pub fn replay(
             if !output.write(&record, stop)? {
                 break 'files;
             }
-            summary.num_records += 1;
-            match record.content {
-                Content::Impression(_) => summary.num_impressions += 1,
-                Content::Click(_) | Content::DuplicateClick(_) => summary.num_clicks += 1,
-                Content::Malformed(_) => summary.num_malformed += 1,
-            }
+            crate::count(&mut summary, &record);
         }
     }
     summary.delivery = output.finish()?;

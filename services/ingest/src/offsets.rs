@@ -61,19 +61,22 @@ impl OffsetTracker {
         self.partitions.remove(&partition);
     }
 
-    pub fn is_assigned(&self, partition: i32) -> bool {
-        self.partitions.contains_key(&partition)
-    }
-
-    /// Records a consumed record whose output is about to be produced.
+    /// Records a consumed record whose output is about to be produced. Returns
+    /// false, recording nothing, for a partition this generation does not own (it
+    /// was revoked after the poll): the record must be skipped, its next owner
+    /// reads it. Checked here, under the same lock as the revoke, so a revoke
+    /// cannot slip in between the check and the tracking.
+    #[must_use]
     pub fn consumed(
         &mut self,
         partition: i32,
         offset: i64,
         newest_ms_before_opt: Option<i64>,
         newest_ms_after_opt: Option<i64>,
-    ) {
-        let state = self.partitions.entry(partition).or_default();
+    ) -> bool {
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            return false;
+        };
         debug_assert!(
             state.next_offset_opt.is_none_or(|next| offset >= next),
             "offsets go forward"
@@ -85,6 +88,7 @@ impl OffsetTracker {
         });
         state.next_offset_opt = Some(offset + 1);
         state.newest_ms_opt = newest_ms_after_opt;
+        true
     }
 
     /// Records the acknowledgement of a record's output. Stale generations and
@@ -170,7 +174,7 @@ mod tests {
         tracker.reset(1);
         tracker.assign(0);
         for offset in 10..15 {
-            tracker.consumed(0, offset, Some(offset * 100), Some(offset * 100 + 100));
+            assert!(tracker.consumed(0, offset, Some(offset * 100), Some(offset * 100 + 100)));
         }
         assert_eq!(
             tracker.committable()[0].offset,
@@ -196,9 +200,11 @@ mod tests {
     fn stale_generations_and_revoked_partitions_are_ignored() {
         let mut tracker = OffsetTracker::default();
         tracker.reset(1);
-        tracker.consumed(0, 5, None, Some(1));
+        tracker.assign(0);
+        assert!(tracker.consumed(0, 5, None, Some(1)));
         tracker.reset(2);
-        tracker.consumed(0, 5, None, Some(1));
+        tracker.assign(0);
+        assert!(tracker.consumed(0, 5, None, Some(1)));
         tracker.acknowledged(1, 0, 5);
         assert_eq!(
             tracker.committable()[0].offset,
@@ -212,5 +218,24 @@ mod tests {
         assert!(!tracker.has_failed());
         tracker.delivery_failed(2);
         assert!(tracker.has_failed());
+    }
+
+    #[test]
+    fn records_of_partitions_not_owned_are_refused() {
+        let mut tracker = OffsetTracker::default();
+        tracker.reset(1);
+        assert!(
+            !tracker.consumed(3, 7, None, Some(1)),
+            "never assigned: nothing tracked"
+        );
+        tracker.assign(3);
+        assert!(tracker.consumed(3, 7, None, Some(1)));
+        tracker.revoke(3);
+        assert!(
+            !tracker.consumed(3, 8, None, Some(2)),
+            "a revoke between poll and processing is not undone"
+        );
+        assert!(tracker.committable().is_empty());
+        assert_eq!(tracker.num_in_flight(), 0);
     }
 }

@@ -5,6 +5,7 @@
 //! delivery it starts a new consumer generation from the committed offsets.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ use crate::messages::{
 use crate::metrics::IngestMetrics;
 use crate::offsets::OffsetTracker;
 use crate::poller::Poller;
-use crate::routing::{route, RawKind};
+use crate::routing::{route, KeyedRecord, RawKind};
 use crate::watermark::Watermarks;
 
 /// Batches waiting in the mailbox at most; the poller waits beyond that.
@@ -41,6 +42,15 @@ const MAILBOX_CAPACITY: usize = 4;
 /// Dead-letter payloads are cut to this, so an oversize record cannot fail its own
 /// dead-lettering; the header `adjoin-truncated-from` keeps the original size.
 const MAX_DEAD_LETTER_BYTES: usize = 900 * 1024;
+
+/// A decoded record, its watermark bookkeeping done, before it is tracked.
+struct Prepared {
+    record: RawMessage,
+    routed: Result<KeyedRecord, DecodeError>,
+    late: bool,
+    newest_before_opt: Option<i64>,
+    newest_after_opt: Option<i64>,
+}
 
 struct HotCounters {
     keyed: Counter,
@@ -84,6 +94,8 @@ pub struct TopicIngestor {
     /// The per-record series, looked up once: a family lookup per record would
     /// allocate its labels every time.
     counters: HotCounters,
+    /// The `adjoin-source` header of the record being produced, reused.
+    source: String,
     actor_metrics: ActorMetrics,
     supervision: Supervision,
     readiness: ReadinessCheck,
@@ -126,6 +138,7 @@ impl TopicIngestor {
         };
         Self {
             counters,
+            source: String::with_capacity(64),
             settings,
             endpoint,
             decoder,
@@ -204,15 +217,12 @@ impl TopicIngestor {
         self.actor_metrics.reset_mailbox_depth();
     }
 
-    fn process(
-        &mut self,
-        record: &RawMessage,
-        now: EventTime,
-        instant: Instant,
-    ) -> Result<(), KafkaError> {
+    /// Decodes a record and advances its partition's watermark; nothing is produced
+    /// or tracked yet.
+    fn prepare(&mut self, record: RawMessage, now: EventTime, instant: Instant) -> Prepared {
         fail::fail_point!("ingest-record");
         let partition = record.partition;
-        let newest_before = self.watermarks.newest_ms(partition);
+        let newest_before_opt = self.watermarks.newest_ms(partition);
         let routed = route(
             &self.decoder,
             self.settings.kind,
@@ -226,23 +236,38 @@ impl TopicIngestor {
                 .observe(partition, keyed.event_time.as_millis(), instant),
             Err(_) => false,
         };
-        lock(&self.tracker).consumed(
-            partition,
-            record.offset,
-            newest_before,
-            self.watermarks.newest_ms(partition),
-        );
-        let source = format!(
+        Prepared {
+            newest_before_opt,
+            newest_after_opt: self.watermarks.newest_ms(partition),
+            record,
+            routed,
+            late,
+        }
+    }
+
+    /// Produces a tracked record's output: keyed, or dead-lettered.
+    fn emit(&mut self, prepared: Prepared) -> Result<(), KafkaError> {
+        let Prepared {
+            record,
+            routed,
+            late,
+            ..
+        } = prepared;
+        let partition = record.partition;
+        self.source.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(
+            self.source,
             "{}/{}/{}",
             self.settings.raw_topic, partition, record.offset
         );
         let opaque: DeliveryOpaque = Box::new(Some((self.generation, partition, record.offset)));
         match routed {
             Ok(keyed) => {
-                let headers = OwnedHeaders::new()
+                let headers = OwnedHeaders::new_with_capacity(3)
                     .insert(header(keyed::HEADER_KIND, self.settings.kind.keyed_kind()))
                     .insert(header(keyed::HEADER_LATE, if late { "1" } else { "0" }))
-                    .insert(header(keyed::HEADER_SOURCE, &source));
+                    .insert(header(keyed::HEADER_SOURCE, &self.source));
                 let base = BaseRecord::with_opaque_to(&self.settings.keyed_topic, opaque)
                     .partition(keyed.partition)
                     .key(keyed.key.as_str())
@@ -254,7 +279,12 @@ impl TopicIngestor {
                     self.counters.late.inc();
                 }
             }
-            Err(error) => self.dead_letter(record, &error, &source, opaque)?,
+            Err(error) => {
+                let source = std::mem::take(&mut self.source);
+                let result = self.dead_letter(&record, &error, &source, opaque);
+                self.source = source;
+                result?;
+            }
         }
         Ok(())
     }
@@ -500,12 +530,27 @@ impl Handler<RawBatch> for TopicIngestor {
         }
         let now = EventTime::now();
         let instant = Instant::now();
-        for record in &batch.records {
-            // A partition revoked since the poll: its next owner reads it.
-            if !lock(&self.tracker).is_assigned(record.partition) {
-                continue;
-            }
-            if let Err(error) = self.process(record, now, instant) {
+        let mut prepared: Vec<Prepared> = batch
+            .records
+            .into_iter()
+            .map(|record| self.prepare(record, now, instant))
+            .collect();
+        // One lock per batch, and before anything is produced, so no acknowledgement
+        // can arrive for a record not yet tracked.
+        {
+            let mut tracker = lock(&self.tracker);
+            // A partition revoked since the poll: its next owner reads the record.
+            prepared.retain(|entry| {
+                tracker.consumed(
+                    entry.record.partition,
+                    entry.record.offset,
+                    entry.newest_before_opt,
+                    entry.newest_after_opt,
+                )
+            });
+        }
+        for entry in prepared {
+            if let Err(error) = self.emit(entry) {
                 self.supervision.fail(ctx, &error);
                 return;
             }

@@ -1,7 +1,11 @@
 //! Per raw partition watermarks, as DESIGN.md defines them: the newest event time
 //! seen on the partition minus the allowed lateness. A record below its partition's
 //! watermark on arrival is late. A partition silent for the idle timeout stops
-//! holding shard watermarks back. Pure: times are passed in.
+//! holding shard watermarks back, and while it stays silent its newest time moves
+//! on with the wall clock: when every partition is quiet, time still passes for
+//! the join (waiting clicks are decided, state drains), and a partition that
+//! speaks again resumes from there, so what it says late is late downstream too.
+//! Pure: times are passed in.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -53,9 +57,25 @@ impl Watermarks {
         self.partitions.contains_key(&partition)
     }
 
-    /// Returns the newest event time seen on a partition so far.
+    /// Returns the newest event time seen on a partition so far (moved on by the
+    /// wall clock while the partition was idle).
     pub fn newest_ms(&self, partition: i32) -> Option<i64> {
         self.partitions.get(&partition)?.newest_ms_opt
+    }
+
+    /// Returns a partition's newest time as of `now`: while idle, it advances by
+    /// the wall-clock time since the partition's last record.
+    fn effective_newest_ms(clock: &PartitionClock, now: Instant) -> Option<i64> {
+        let newest = clock.newest_ms_opt?;
+        if !clock.idle {
+            return Some(newest);
+        }
+        let silent_ms = i64::try_from(
+            now.saturating_duration_since(clock.last_record_at)
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX);
+        Some(newest.saturating_add(silent_ms))
     }
 
     /// Takes a valid record's event time and returns whether it is late: below the
@@ -67,6 +87,7 @@ impl Watermarks {
             last_record_at: now,
             idle: false,
         });
+        clock.newest_ms_opt = Self::effective_newest_ms(clock, now);
         let late = clock
             .newest_ms_opt
             .is_some_and(|newest| event_ms < newest.saturating_sub(lateness_ms));
@@ -96,14 +117,13 @@ impl Watermarks {
         newly_idle
     }
 
-    /// Returns every owned partition's watermark, for a marker.
-    pub fn snapshot(&self) -> Vec<PartitionWatermark> {
+    /// Returns every owned partition's watermark as of `now`, for a marker.
+    pub fn snapshot(&self, now: Instant) -> Vec<PartitionWatermark> {
         self.partitions
             .iter()
             .map(|(partition, clock)| PartitionWatermark {
                 partition: *partition,
-                watermark_ms: clock
-                    .newest_ms_opt
+                watermark_ms: Self::effective_newest_ms(clock, now)
                     .map(|newest| newest.saturating_sub(self.allowed_lateness_ms)),
                 idle: clock.idle,
             })
@@ -159,7 +179,7 @@ mod tests {
         marks.assign(0, None, now);
         marks.assign(1, Some(5_000_000), now);
         marks.observe(2, 3_000_000, now);
-        let snapshot = marks.snapshot();
+        let snapshot = marks.snapshot(now);
         assert_eq!(snapshot[0].watermark_ms, None);
         assert_eq!(snapshot[1].watermark_ms, Some(4_940_000));
         assert_eq!(snapshot[2].watermark_ms, Some(2_940_000));
@@ -178,13 +198,44 @@ mod tests {
         assert!(marks.tick(start + Duration::from_secs(29)).is_empty());
         marks.observe(1, 2_000, start + Duration::from_secs(20));
         assert_eq!(marks.tick(start + Duration::from_secs(31)), vec![0]);
-        assert!(marks.snapshot()[0].idle && !marks.snapshot()[1].idle);
+        let at_31 = start + Duration::from_secs(31);
+        assert!(marks.snapshot(at_31)[0].idle && !marks.snapshot(at_31)[1].idle);
         assert_eq!(marks.tick(start + Duration::from_secs(51)), vec![1]);
         assert!(
             marks.tick(start + Duration::from_secs(90)).is_empty(),
             "reported once"
         );
         marks.observe(0, 5_000, start + Duration::from_secs(91));
-        assert!(!marks.snapshot()[0].idle);
+        assert!(!marks.snapshot(start + Duration::from_secs(91))[0].idle);
+    }
+
+    #[test]
+    fn an_idle_partition_keeps_time_moving_with_the_wall_clock() {
+        let start = Instant::now();
+        let mut marks = watermarks();
+        marks.observe(0, 1_000_000, start);
+        let at = |seconds| start + Duration::from_secs(seconds);
+        assert_eq!(
+            marks.snapshot(at(20))[0].watermark_ms,
+            Some(940_000),
+            "not idle yet: no advance"
+        );
+        marks.tick(at(30));
+        assert_eq!(
+            marks.snapshot(at(100))[0].watermark_ms,
+            Some(1_040_000),
+            "100 s silent: the newest time moved on by 100 s"
+        );
+        assert!(
+            marks.observe(0, 1_030_000, at(100)),
+            "a record it now calls late is behind the moved-on time"
+        );
+        assert!(!marks.observe(0, 1_100_000, at(101)));
+        assert!(!marks.snapshot(at(101))[0].idle);
+        assert_eq!(
+            marks.snapshot(at(200))[0].watermark_ms,
+            Some(1_040_000),
+            "no advance once active"
+        );
     }
 }

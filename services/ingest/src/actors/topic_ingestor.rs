@@ -404,11 +404,12 @@ impl TopicIngestor {
 
     fn on_marker_tick(&mut self) {
         let now_ms = EventTime::now().as_millis();
-        let newly_idle = self.watermarks.tick(Instant::now());
+        let instant = Instant::now();
+        let newly_idle = self.watermarks.tick(instant);
         if !newly_idle.is_empty() {
             tracing::info!(topic = %self.settings.raw_topic, partitions = ?newly_idle, "raw partitions idle");
         }
-        let partitions = self.watermarks.snapshot();
+        let partitions = self.watermarks.snapshot(instant);
         if partitions.is_empty() {
             return;
         }

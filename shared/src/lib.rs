@@ -18,6 +18,8 @@ pub mod kafka;
 #[cfg(feature = "runtime")]
 pub mod metrics;
 #[cfg(feature = "runtime")]
+pub mod signals;
+#[cfg(feature = "runtime")]
 pub mod supervision;
 #[cfg(feature = "runtime")]
 pub mod telemetry;

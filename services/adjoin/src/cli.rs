@@ -51,6 +51,10 @@ pub enum Command {
     /// Run the ingest service: raw topics in, validated and re-keyed keyed topics,
     /// dead letters and watermark markers out. Stops cleanly on Ctrl-C or SIGTERM.
     Ingest,
+    /// Run the join service: keyed topics in, one outcome per distinct click out
+    /// (`click-outcomes`). Start more processes with the same `join.group_id` to
+    /// share the shards. Stops cleanly on Ctrl-C or SIGTERM.
+    Join,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         cli::Command::Config(args) => commands::config::run(&cli, args),
         cli::Command::Generate(args) => commands::generate::run(&cli, args),
         cli::Command::Ingest => commands::ingest::run(&cli),
+        cli::Command::Join => commands::join::run(&cli),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -273,29 +273,10 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         system.block_on(async { MetricsServer::start(listen, metrics.clone(), health.clone()) })?;
     let service = IngestService::start(config, &endpoint, &metrics, &health)?;
     system.block_on(async {
-        wait_for_shutdown_signal().await;
+        adjoin_shared::signals::wait_for_shutdown_signal().await;
     });
     tracing::info!("stopping ingest");
     service.shutdown();
     system.block_on(server.stop());
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn wait_for_shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut terminate) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

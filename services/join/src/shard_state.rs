@@ -385,7 +385,7 @@ impl ShardState {
         // A click decided far behind the watermarks is kept as long after them as an
         // on-time one, so its retried deliveries (right behind it on its raw
         // partition) are still caught.
-        let base_ms = match self.watermark.highest_known_ms() {
+        let base_ms = match self.watermark.highest_ms(Side::Clicks) {
             Some(watermark_ms) => click.event_time.as_millis().max(watermark_ms),
             None => click.event_time.as_millis(),
         };
@@ -519,6 +519,11 @@ impl ShardState {
         }
     }
 
+    /// Returns, per side, the offset after the last record read.
+    pub fn read_offsets(&self) -> [Option<i64>; 2] {
+        self.next_offsets
+    }
+
     /// Returns, per side, the lowest offset this shard still needs: where a shard
     /// that lost its state must replay from to rebuild it. `None` until the side has
     /// had a record.
@@ -600,7 +605,8 @@ mod tests {
         }
     }
 
-    /// A marker for a raw topic with the given partitions' watermarks (None = idle).
+    /// A marker for a raw topic with the given partitions' watermarks (None = idle
+    /// and never had a record).
     fn marker(watermarks: &[Option<i64>]) -> WatermarkMarker {
         WatermarkMarker {
             source_topic: "raw".into(),
@@ -612,7 +618,7 @@ mod tests {
                 .enumerate()
                 .map(|(partition, watermark_opt)| PartitionWatermark {
                     partition: partition as i32,
-                    watermark_ms: watermark_opt.or(Some(i64::MIN)),
+                    watermark_ms: *watermark_opt,
                     idle: watermark_opt.is_none(),
                 })
                 .collect(),
@@ -667,6 +673,16 @@ mod tests {
             let offset = self.next(side);
             self.state
                 .on_marker(side, offset, &marker(watermarks), &mut self.out);
+        }
+
+        /// Every raw partition of `side` idle, its watermark moved on to `watermark_ms`.
+        fn idle_marker(&mut self, side: Side, num_partitions: usize, watermark_ms: i64) {
+            let offset = self.next(side);
+            let mut idle = marker(&vec![Some(watermark_ms); num_partitions]);
+            for partition in &mut idle.partitions {
+                partition.idle = true;
+            }
+            self.state.on_marker(side, offset, &idle, &mut self.out);
         }
 
         fn outcomes(&mut self) -> Vec<(String, Outcome)> {
@@ -843,18 +859,24 @@ mod tests {
     }
 
     #[test]
-    fn when_every_partition_is_idle_everything_drains() {
+    fn idle_partitions_moving_on_drain_the_state() {
         let mut shard = Harness::new();
         shard.impression("i", T0);
         shard.click("c", "missing", T0, false);
-        shard.side_marker(Side::Impressions, &[None, None]);
-        shard.side_marker(Side::Clicks, &[None]);
+        shard.idle_marker(Side::Impressions, 2, T0);
+        shard.idle_marker(Side::Clicks, 1, T0);
+        assert!(
+            shard.outcomes().is_empty(),
+            "idle, but time has not moved on yet"
+        );
+        shard.idle_marker(Side::Impressions, 2, T0 + 20 * MINUTE);
+        shard.idle_marker(Side::Clicks, 1, T0 + 20 * MINUTE);
         assert_eq!(shard.outcomes(), decided("c", Outcome::NoImpression));
         assert_eq!(shard.state.num_live_impressions(), 0);
         assert_eq!(shard.state.num_retained_clicks(), 0);
         assert_eq!(
             shard.state.replay_offsets(),
-            [Some(2), Some(2)],
+            [Some(3), Some(3)],
             "nothing is needed any more"
         );
     }

@@ -3,8 +3,10 @@
 //! heard wins, so a stale marker (an earlier owner's, or one read again on replay)
 //! never moves a watermark back. A side's watermark is the minimum over its raw
 //! partitions, undefined until every partition has reported, with idle partitions
-//! left out; when every partition of a side is idle nothing more is coming and the
-//! side no longer holds anything back. Pure, like Arroyo's `WatermarkHolder`.
+//! left out. When every partition of a side is idle, the side follows the highest of
+//! them: ingest moves an idle partition's watermark on with the wall clock, so time
+//! keeps passing while traffic pauses, and jumps nowhere. Pure, like Arroyo's
+//! `WatermarkHolder`.
 
 use std::collections::BTreeMap;
 
@@ -35,7 +37,8 @@ pub enum Watermark {
     Unknown,
     /// Records below this time (epoch ms) are late on every raw partition.
     At(i64),
-    /// Every raw partition is idle: nothing holds state back.
+    /// Every raw partition is idle and none ever had a record: nothing holds
+    /// state back.
     Unbounded,
 }
 
@@ -97,11 +100,13 @@ impl SideWatermarks {
             return Watermark::Unknown;
         }
         let mut minimum_opt: Option<i64> = None;
+        let mut idle_maximum_opt: Option<i64> = None;
         for raw_partition in 0..self.num_partitions {
             let Some(partition) = self.partitions.get(&raw_partition) else {
                 return Watermark::Unknown;
             };
             if partition.idle {
+                idle_maximum_opt = idle_maximum_opt.max(partition.watermark_ms_opt);
                 continue;
             }
             let Some(watermark_ms) = partition.watermark_ms_opt else {
@@ -110,7 +115,11 @@ impl SideWatermarks {
             minimum_opt =
                 Some(minimum_opt.map_or(watermark_ms, |minimum| minimum.min(watermark_ms)));
         }
-        minimum_opt.map_or(Watermark::Unbounded, Watermark::At)
+        match (minimum_opt, idle_maximum_opt) {
+            (Some(minimum), _) => Watermark::At(minimum),
+            (None, Some(idle_maximum)) => Watermark::At(idle_maximum),
+            (None, None) => Watermark::Unbounded,
+        }
     }
 }
 
@@ -138,11 +147,14 @@ impl ShardWatermark {
         }
     }
 
-    /// Returns the highest watermark any raw partition of either side has reported:
-    /// how far event time has certainly got somewhere, even while the shard
+    /// Returns the highest watermark any raw partition of `side` has reported: how
+    /// far event time has certainly got on some partition, even while the side's
     /// watermark is unknown or held back.
-    pub fn highest_known_ms(&self) -> Option<i64> {
-        self.impressions.highest_ms().max(self.clicks.highest_ms())
+    pub fn highest_ms(&self, side: Side) -> Option<i64> {
+        match side {
+            Side::Impressions => self.impressions.highest_ms(),
+            Side::Clicks => self.clicks.highest_ms(),
+        }
     }
 
     /// Returns the shard watermark: the minimum over both sides.
@@ -219,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn idle_partitions_stop_holding_back_and_all_idle_is_unbounded() {
+    fn idle_partitions_stop_holding_back_and_all_idle_follows_the_highest() {
         let mut watermarks = ShardWatermark::default();
         watermarks.observe(
             Side::Impressions,
@@ -227,15 +239,35 @@ mod tests {
         );
         watermarks.observe(Side::Impressions, &marker(2, &[(0, Some(100), true)]));
         assert_eq!(watermarks.side(Side::Impressions), Watermark::At(900));
-        watermarks.observe(Side::Impressions, &marker(2, &[(1, Some(900), true)]));
-        assert_eq!(watermarks.side(Side::Impressions), Watermark::Unbounded);
-        assert!(Watermark::Unbounded.passes(i64::MAX));
+        watermarks.observe(Side::Impressions, &marker(2, &[(1, Some(950), true)]));
+        assert_eq!(
+            watermarks.side(Side::Impressions),
+            Watermark::At(950),
+            "all idle: the highest"
+        );
+        watermarks.observe(Side::Impressions, &marker(2, &[(1, Some(5_000), true)]));
+        assert_eq!(
+            watermarks.side(Side::Impressions),
+            Watermark::At(5_000),
+            "ingest moves idle watermarks on with the wall clock"
+        );
         watermarks.observe(Side::Impressions, &marker(2, &[(0, Some(150), false)]));
         assert_eq!(
             watermarks.side(Side::Impressions),
             Watermark::At(150),
             "a partition that speaks again holds it back again"
         );
+        let mut empty = ShardWatermark::default();
+        empty.observe(
+            Side::Clicks,
+            &marker(2, &[(0, None, true), (1, None, true)]),
+        );
+        assert_eq!(
+            empty.side(Side::Clicks),
+            Watermark::Unbounded,
+            "nothing ever came"
+        );
+        assert!(Watermark::Unbounded.passes(i64::MAX));
     }
 
     #[test]

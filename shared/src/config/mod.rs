@@ -137,6 +137,7 @@ impl Config {
                 &self.ingest.impressions_keyed_topic,
             ),
             ("ingest.clicks_keyed_topic", &self.ingest.clicks_keyed_topic),
+            ("join.outcomes_topic", &self.join.outcomes_topic),
         ] {
             if let Err(problem) = check_topic_name(name) {
                 return invalid(format!("{key} = {name:?}: {problem}"));
@@ -158,14 +159,23 @@ impl Config {
             &self.topics.clicks,
             &self.ingest.impressions_keyed_topic,
             &self.ingest.clicks_keyed_topic,
+            &self.join.outcomes_topic,
         ];
         for (index, name) in topic_names.iter().enumerate() {
             if topic_names[index + 1..].contains(name) {
                 return invalid(format!(
-                    "topic {name:?} is configured twice among topics.impressions, topics.clicks and \
-                     the ingest keyed topics; each needs its own"
+                    "topic {name:?} is configured twice among topics.impressions, topics.clicks, \
+                     the ingest keyed topics and join.outcomes_topic; each needs its own"
                 ));
             }
+        }
+        if self.join.batch_records == 0 || self.join.commit_interval.is_zero() {
+            return invalid(
+                "join.batch_records and join.commit_interval must be above 0".to_owned(),
+            );
+        }
+        if self.join.group_id.trim().is_empty() || self.ingest.group_id.trim().is_empty() {
+            return invalid("join.group_id and ingest.group_id must not be empty".to_owned());
         }
         if self.topics.partitions < 1 {
             return invalid(format!(

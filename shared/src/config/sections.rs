@@ -107,6 +107,17 @@ pub struct JoinConfig {
     /// between the ad server and the click tracker) and still match.
     #[serde(with = "humantime_serde")]
     pub skew: Duration,
+    /// Topic the join writes one outcome per distinct click to, keyed by click id.
+    pub outcomes_topic: String,
+    /// Consumer group of the join processes; the shards are shared among its members.
+    pub group_id: String,
+    /// How often a shard commits the offsets it still needs.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Most records handed to a shard at once.
+    pub batch_records: usize,
+    /// Threads running shard actors; 0 means one per CPU core.
+    pub workers: usize,
 }
 
 impl Default for JoinConfig {
@@ -114,6 +125,11 @@ impl Default for JoinConfig {
         Self {
             window: Duration::from_secs(15 * 60),
             skew: Duration::from_secs(5),
+            outcomes_topic: "click-outcomes".to_owned(),
+            group_id: "adjoin-join".to_owned(),
+            commit_interval: Duration::from_secs(1),
+            batch_records: 1000,
+            workers: 0,
         }
     }
 }

@@ -9,10 +9,12 @@
 mod http;
 mod postgres;
 mod tansu;
+mod topics;
 
 pub use http::{http_get, HttpReply};
 pub use postgres::TestDatabase;
 pub use tansu::Tansu;
+pub use topics::{embedded_endpoint, read_until, Written};
 
 /// Returns a name unique within this machine, for databases, topics and groups.
 pub fn unique_name(prefix: &str) -> String {

@@ -1,3 +1,4 @@
 pub mod config;
 pub mod generate;
 pub mod ingest;
+pub mod join;

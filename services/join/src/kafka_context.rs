@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -78,20 +79,10 @@ impl JoinConsumerContext {
             let _ =
                 list.add_partition_offset(self.topic(*side), partition, Offset::Offset(*offset));
         }
-        match consumer.commit(&list, mode) {
-            Ok(()) => {
-                self.metrics
-                    .commits
-                    .get_or_create(&JoinMetrics::event("ok"))
-                    .inc();
-            }
-            Err(error) => {
-                self.metrics
-                    .commits
-                    .get_or_create(&JoinMetrics::event("error"))
-                    .inc();
-                tracing::warn!(shard = partition, %error, "failed to commit offsets");
-            }
+        // Counted in `commit_callback`, which librdkafka calls for every commit
+        // with the broker's answer.
+        if let Err(error) = consumer.commit(&list, mode) {
+            tracing::warn!(shard = partition, %error, "failed to commit offsets");
         }
     }
 }
@@ -110,6 +101,22 @@ fn partitions(list: &TopicPartitionList) -> Vec<i32> {
 impl ClientContext for JoinConsumerContext {}
 
 impl ConsumerContext for JoinConsumerContext {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        let event = match &result {
+            Ok(()) => "ok",
+            // Nothing was stored since the last commit: not a failure.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => return,
+            Err(error) => {
+                tracing::warn!(%error, "the broker refused an offset commit");
+                "error"
+            }
+        };
+        self.metrics
+            .commits
+            .get_or_create(&JoinMetrics::event(event))
+            .inc();
+    }
+
     /// Before partitions leave, each shard flushes its outcomes and its offsets are
     /// committed, so the next owner replays exactly what this one had not finished.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -31,6 +31,12 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub shard: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
     pub event: String,
 }
@@ -50,7 +56,7 @@ pub struct JoinMetrics {
     pub duplicates: Family<KindLabels, Counter>,
     pub records: Family<KindLabels, Counter>,
     pub evictions: Family<ShardLabels, Counter>,
-    pub dead_letters: Family<KindLabels, Counter>,
+    pub dead_letters: Family<ReasonLabels, Counter>,
     pub replay_seconds: Family<ShardLabels, FloatGauge>,
     pub handovers: Family<EventLabels, Counter>,
     pub delivery_failures: Counter,
@@ -254,7 +260,10 @@ impl JoinMetrics {
 
     pub fn dead_letter(&self, partition: i32, reason: &str) {
         self.dead_letters
-            .get_or_create(&Self::kind(partition, reason))
+            .get_or_create(&ReasonLabels {
+                shard: partition.to_string(),
+                reason: reason.to_owned(),
+            })
             .inc();
     }
 

@@ -150,8 +150,10 @@ impl Shards {
         self.entries.contains_key(&partition)
     }
 
+    /// Ready once the group has given this process its share, even none: a spare
+    /// process beyond the partition count is healthy, waiting to take over.
     pub fn set_ready(&self) {
-        self.readiness.set(!self.entries.is_empty());
+        self.readiness.set(true);
     }
 
     pub fn push(&mut self, partition: i32, record: KeyedRecord) -> usize {

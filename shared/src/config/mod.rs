@@ -37,7 +37,7 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// The `/metrics`, `/healthz` and `/readyz` address.
     pub metrics: MetricsConfig,
-    /// Join window and skew.
+    /// The join: window and skew, the outcomes topic, its consumer group and shards.
     pub join: JoinConfig,
     /// Allowed lateness and idle timeout of watermarks.
     pub watermark: WatermarkConfig,

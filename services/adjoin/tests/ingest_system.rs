@@ -3,9 +3,11 @@
 //! record still appears in the keyed topics (duplicates allowed, losses not) and
 //! every malformed one in its dead-letter topic.
 
+mod common;
+
 use std::collections::HashSet;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -14,7 +16,9 @@ use rdkafka::Message;
 
 use adjoin_shared::kafka::KafkaEndpoint;
 use adjoin_shared::keyed;
-use adjoin_shared::testing::{http_get, unique_name, Tansu};
+use adjoin_shared::testing::{unique_name, Tansu};
+
+use common::{free_addr, start_service, stop_gracefully, wait_ready};
 
 struct Setup {
     env: Vec<(String, String)>,
@@ -67,61 +71,11 @@ fn setup(tansu: &Tansu) -> Setup {
 }
 
 fn adjoin(setup: &Setup, args: &[&str], extra_env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_adjoin"));
-    command.args(args).stdin(Stdio::null());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("ADJOIN") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(
-        setup
-            .env
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str())),
-    );
-    command.envs(
-        extra_env
-            .iter()
-            .map(|(name, value)| (*name, value.as_str())),
-    );
-    command
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    common::adjoin(&setup.env, args, extra_env)
 }
 
 fn start_ingest(setup: &Setup, listen: SocketAddr, log: &std::path::Path) -> Child {
-    let log_file = std::fs::File::create(log).unwrap();
-    adjoin(
-        setup,
-        &["ingest"],
-        &[("ADJOIN__METRICS__LISTEN", listen.to_string())],
-    )
-    .stdout(Stdio::null())
-    .stderr(log_file)
-    .spawn()
-    .unwrap()
-}
-
-fn wait_ready(listen: SocketAddr) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let ready = runtime.block_on(http_get(listen, "/readyz"));
-        if ready.is_ok_and(|reply| reply.status == 200) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("ingest on {listen} did not become ready");
+    start_service(&setup.env, "ingest", listen, log)
 }
 
 /// `topic/partition/offset` of every record in the topics, reading until `enough`.
@@ -260,10 +214,6 @@ fn two_ingest_processes_one_killed_and_restarted_lose_nothing() {
     );
 
     for child in [&mut ingest_b, &mut ingest_a_again] {
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "graceful shutdown exits 0: {status}");
+        stop_gracefully(child);
     }
 }

@@ -920,6 +920,27 @@ mod tests {
         );
     }
 
+    /// Regression (issue 5, seen on Tansu): markers saying "every raw partition idle,
+    /// none ever had a record" on both sides, then traffic starts. A clicks-side
+    /// marker read after the first impressions but before the next impressions-side
+    /// marker must not evict them.
+    #[test]
+    fn empty_sides_never_evict_impressions_read_after_their_marker() {
+        let mut shard = Harness::new();
+        shard.side_marker(Side::Impressions, &[None, None]);
+        shard.side_marker(Side::Clicks, &[None]);
+        shard.impression("i", T0);
+        shard.side_marker(Side::Clicks, &[None]);
+        assert_eq!(shard.state.num_live_impressions(), 1);
+        shard.click("c", "i", T0 + 1_000, false);
+        assert_eq!(shard.outcomes(), decided("c", Outcome::Matched));
+        shard.click("w", "later", T0 + 2_000, false);
+        assert!(
+            shard.outcomes().is_empty(),
+            "an empty impressions side decides no waiting click"
+        );
+    }
+
     #[test]
     fn nothing_expires_before_every_partition_has_reported() {
         let mut shard = Harness::new();

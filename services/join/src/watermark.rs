@@ -5,7 +5,9 @@
 //! partitions, undefined until every partition has reported, with idle partitions
 //! left out. When every partition of a side is idle, the side follows the highest of
 //! them: ingest moves an idle partition's watermark on with the wall clock, so time
-//! keeps passing while traffic pauses, and jumps nowhere. Pure, like Arroyo's
+//! keeps passing while traffic pauses, and jumps nowhere. A side that never had a
+//! record is unknown, like one not heard from: nothing is evicted or decided until
+//! both sides have had data. Pure, like Arroyo's
 //! `WatermarkHolder`.
 
 use std::collections::BTreeMap;
@@ -37,9 +39,6 @@ pub enum Watermark {
     Unknown,
     /// Records below this time (epoch ms) are late on every raw partition.
     At(i64),
-    /// Every raw partition is idle and none ever had a record: nothing holds
-    /// state back.
-    Unbounded,
 }
 
 impl Watermark {
@@ -49,7 +48,6 @@ impl Watermark {
         match self {
             Watermark::Unknown => false,
             Watermark::At(watermark_ms) => watermark_ms > time_ms,
-            Watermark::Unbounded => true,
         }
     }
 
@@ -57,7 +55,7 @@ impl Watermark {
     pub fn millis_opt(self) -> Option<i64> {
         match self {
             Watermark::At(watermark_ms) => Some(watermark_ms),
-            Watermark::Unknown | Watermark::Unbounded => None,
+            Watermark::Unknown => None,
         }
     }
 }
@@ -118,7 +116,11 @@ impl SideWatermarks {
         match (minimum_opt, idle_maximum_opt) {
             (Some(minimum), _) => Watermark::At(minimum),
             (None, Some(idle_maximum)) => Watermark::At(idle_maximum),
-            (None, None) => Watermark::Unbounded,
+            // Every partition idle and none ever had a record. Not a time: records may
+            // already follow the marker that said so, on this side or (read later)
+            // on the other; taking it for "nothing holds back" evicted impressions
+            // read after such markers (issue 5, seen on Tansu).
+            (None, None) => Watermark::Unknown,
         }
     }
 }
@@ -264,10 +266,15 @@ mod tests {
         );
         assert_eq!(
             empty.side(Side::Clicks),
-            Watermark::Unbounded,
-            "nothing ever came"
+            Watermark::Unknown,
+            "nothing ever came: not a time"
         );
-        assert!(Watermark::Unbounded.passes(i64::MAX));
+        empty.observe(Side::Impressions, &marker(1, &[(0, Some(700), false)]));
+        assert_eq!(
+            empty.shard(),
+            Watermark::Unknown,
+            "a side without data holds the shard back"
+        );
     }
 
     #[test]
@@ -276,6 +283,5 @@ mod tests {
         assert!(Watermark::At(101).passes(100));
         assert!(!Watermark::Unknown.passes(i64::MIN));
         assert!(Watermark::Unknown < Watermark::At(i64::MIN));
-        assert!(Watermark::At(i64::MAX) < Watermark::Unbounded);
     }
 }

@@ -144,6 +144,8 @@ fn keyed_partition(rng: &mut ChaCha8Rng, raw: &[Vec<(Event, bool, Option<i64>)>]
                 .collect(),
         })
     };
+    // Ingest started before traffic: every raw partition idle, none with a record.
+    keyed.push(marker(&newest, true));
     loop {
         let open: Vec<usize> = (0..raw.len())
             .filter(|p| positions[*p] < raw[*p].len())
@@ -477,7 +479,7 @@ proptest! {
     #[test]
     fn the_join_agrees_with_the_oracle(
         seed in any::<u64>(),
-        num_impressions in 0_usize..60,
+        num_impressions in 1_usize..60, // with none at all, clicks wait for the first (docs/join.md)
         num_clicks in 0_usize..60,
         num_restarts in 0_usize..4,
     ) {

@@ -113,6 +113,15 @@ impl JoinShard {
     fn apply(&mut self, record: KeyedRecord) -> Result<(), KafkaError> {
         fail::fail_point!("join-shard-record");
         let side = record.side;
+        if self.state.read_offsets()[side as usize].is_none() {
+            tracing::info!(
+                shard = self.partition(),
+                side = side.as_str(),
+                offset = record.offset,
+                epoch = self.epoch,
+                "shard starts reading"
+            );
+        }
         let decoded = match (record.kind, side) {
             (RecordKind::Impression, Side::Impressions) => {
                 serde_json::from_slice::<Impression>(&record.payload)

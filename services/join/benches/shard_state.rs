@@ -148,6 +148,12 @@ fn run_stream(events: &[Event]) -> f64 {
         out.clear();
     }
     let seconds = started.elapsed().as_secs_f64();
+    let replay = state.replay_offsets();
+    println!(
+        "  after the stream: read up to {offsets:?}, replay offsets {replay:?}, {} live impressions, {} retained clicks",
+        state.num_live_impressions(),
+        state.num_retained_clicks()
+    );
     assert!(state.counters().evicted_impressions > 0, "eviction ran");
     assert!(state.counters().matched > 0);
     events.len() as f64 / seconds

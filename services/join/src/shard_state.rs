@@ -7,9 +7,9 @@
 //!
 //! Why decided clicks are kept for a while: they catch duplicates, and they hold
 //! the clicks side's replay offset back, so a replay sees them again. A decided
-//! click is retained until the shard watermark passes `max(click time, highest
-//! clicks-side watermark when decided) + skew + window`, past which any further
-//! delivery of it is late anyway. And every click
+//! click is retained until the shard watermark passes `max(click time, shard
+//! watermark when decided) + skew + window`, past which any further delivery of it
+//! is late anyway. And every click
 //! a replay will read again must meet the impression it matched, or it could be
 //! decided differently: so the impressions side replays from the oldest impression
 //! in state or matched by a click at or after the clicks side's replay offset.
@@ -391,10 +391,13 @@ impl ShardState {
     }
 
     fn retain(&mut self, click: &Click, offset: i64, impression_offset_opt: Option<i64>) {
-        // A click decided far behind the watermarks is kept as long after them as an
-        // on-time one, so its retried deliveries (right behind it on its raw
-        // partition) are still caught.
-        let base_ms = match self.watermark.highest_ms(Side::Clicks) {
+        // A click decided far behind the shard watermark is kept as long after it
+        // as an on-time one, so its retried deliveries (right behind it on its raw
+        // partition) are still caught. Not the highest partition's watermark: in a
+        // backlog one raw partition can run far ahead, and clicks kept that long
+        // pin the replay offsets to the start of the backlog (seen in the join
+        // benchmark: a restart re-read everything).
+        let base_ms = match self.watermark.shard().millis_opt() {
             Some(watermark_ms) => click.event_time.as_millis().max(watermark_ms),
             None => click.event_time.as_millis(),
         };
@@ -535,6 +538,20 @@ impl ShardState {
                 }
             }
         }
+    }
+
+    /// Returns what holds the impressions replay offset: the oldest live
+    /// impression's offset and time, and the oldest pinned one (for diagnosis).
+    pub fn impressions_replay_detail(&self) -> (Option<(i64, i64)>, Option<i64>) {
+        let front_opt = self
+            .impressions
+            .front()
+            .and_then(Option::as_ref)
+            .map(|stored| (stored.offset, stored.time_ms));
+        (
+            front_opt,
+            self.pinned_impression_offsets.keys().next().copied(),
+        )
     }
 
     /// Returns, per side, the offset after the last record read.

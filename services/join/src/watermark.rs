@@ -86,13 +86,6 @@ impl SideWatermarks {
         }
     }
 
-    fn highest_ms(&self) -> Option<i64> {
-        self.partitions
-            .values()
-            .filter_map(|partition| partition.watermark_ms_opt)
-            .max()
-    }
-
     fn watermark(&self) -> Watermark {
         if self.num_partitions <= 0 {
             return Watermark::Unknown;
@@ -146,16 +139,6 @@ impl ShardWatermark {
         match side {
             Side::Impressions => self.impressions.watermark(),
             Side::Clicks => self.clicks.watermark(),
-        }
-    }
-
-    /// Returns the highest watermark any raw partition of `side` has reported: how
-    /// far event time has certainly got on some partition, even while the side's
-    /// watermark is unknown or held back.
-    pub fn highest_ms(&self, side: Side) -> Option<i64> {
-        match side {
-            Side::Impressions => self.impressions.highest_ms(),
-            Side::Clicks => self.clicks.highest_ms(),
         }
     }
 

@@ -263,6 +263,7 @@ impl JoinShard {
             self.pending_commits
                 .push_back((self.acks.next_seq(), offsets));
         }
+        tracing::debug!(shard = self.partition(), in_flight = self.acks.num_in_flight(), replay = ?offsets, read = ?self.state.read_offsets(), detail = ?self.state.impressions_replay_detail(), waiting = self.state.num_waiting_clicks(), retained = self.state.num_retained_clicks(), live = self.state.num_live_impressions(), shard_wm = ?self.state.watermark().shard(), imp_wm = ?self.state.watermark().side(Side::Impressions), clk_wm = ?self.state.watermark().side(Side::Clicks), "commit tick");
         let mut ready_opt = None;
         while let Some((seq, offsets)) = self.pending_commits.front() {
             if !self.acks.acknowledged_before(*seq) {

@@ -17,6 +17,8 @@ pub struct RawMessage {
 #[rtype(result = "()")]
 pub struct RawBatch {
     pub generation: u64,
+    /// The offset tracker's assignment version when the records were polled.
+    pub assignment_version: u64,
     pub records: Vec<RawMessage>,
 }
 

@@ -36,6 +36,10 @@ pub struct Committable {
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
     generation: u64,
+    /// Bumped by every assign and revoke: records polled before a rebalance carry
+    /// an older value and are refused, since under the eager protocol every
+    /// partition was revoked and is read again from its committed offset.
+    assignment_version: u64,
     partitions: BTreeMap<i32, PartitionOffsets>,
     failed: bool,
 }
@@ -54,11 +58,17 @@ impl OffsetTracker {
     }
 
     pub fn assign(&mut self, partition: i32) {
+        self.assignment_version += 1;
         self.partitions.entry(partition).or_default();
     }
 
     pub fn revoke(&mut self, partition: i32) {
+        self.assignment_version += 1;
         self.partitions.remove(&partition);
+    }
+
+    pub fn assignment_version(&self) -> u64 {
+        self.assignment_version
     }
 
     /// Records a consumed record whose output is about to be produced. Returns
@@ -237,5 +247,21 @@ mod tests {
         );
         assert!(tracker.committable().is_empty());
         assert_eq!(tracker.num_in_flight(), 0);
+    }
+
+    #[test]
+    fn every_assign_and_revoke_moves_the_assignment_version() {
+        let mut tracker = OffsetTracker::default();
+        tracker.reset(1);
+        let before = tracker.assignment_version();
+        tracker.assign(0);
+        let assigned = tracker.assignment_version();
+        assert!(assigned > before);
+        tracker.revoke(0);
+        tracker.assign(0);
+        assert!(
+            tracker.assignment_version() > assigned,
+            "revoked and assigned again: batches polled before are stale"
+        );
     }
 }

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::SendError;
 use actix::Addr;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 
 use adjoin_shared::metrics::ActorMetrics;
 
 use crate::actors::topic_ingestor::TopicIngestor;
-use crate::kafka_context::IngestConsumerContext;
+use crate::kafka_context::{lock, IngestConsumerContext};
 use crate::messages::{PollerStopped, RawBatch, RawMessage};
 
 /// How long a partial batch may wait for more records.
@@ -86,15 +86,25 @@ fn poll_loop(
     actor_metrics: &ActorMetrics,
     stop: &AtomicBool,
 ) -> Result<(), String> {
+    let assignment_version = || lock(&consumer.context().tracker).assignment_version();
     while !stop.load(Ordering::Relaxed) {
         let mut records = Vec::with_capacity(batch_records);
         let mut first_at_opt: Option<Instant> = None;
+        let mut version = assignment_version();
         while records.len() < batch_records && !stop.load(Ordering::Relaxed) {
             let timeout = match first_at_opt {
                 None => Duration::from_millis(100),
                 Some(first_at) => BATCH_WAIT.saturating_sub(first_at.elapsed()),
             };
-            match consumer.poll(timeout) {
+            let polled = consumer.poll(timeout);
+            // A rebalance ran inside that poll: what was gathered before it belongs to
+            // revoked partitions, which are read again from their committed offsets.
+            if assignment_version() != version {
+                records.clear();
+                first_at_opt = None;
+                version = assignment_version();
+            }
+            match polled {
                 Some(Ok(message)) => {
                     first_at_opt.get_or_insert_with(Instant::now);
                     records.push(RawMessage {
@@ -122,6 +132,7 @@ fn poll_loop(
             ingestor,
             RawBatch {
                 generation,
+                assignment_version: version,
                 records,
             },
             actor_metrics,

@@ -526,7 +526,12 @@ impl Handler<RawBatch> for TopicIngestor {
     fn handle(&mut self, batch: RawBatch, ctx: &mut Context<Self>) {
         let actor_metrics = self.actor_metrics.clone();
         let _timer = actor_metrics.handling();
-        if batch.generation != self.generation {
+        if batch.generation != self.generation
+            || lock(&self.tracker).assignment_version() != batch.assignment_version
+        {
+            // Polled before a rebalance (or a restart): its partitions were revoked
+            // and are read again from their committed offsets. Refused before any
+            // watermark sees it, so re-read records are tagged as the first time.
             return;
         }
         let now = EventTime::now();
@@ -540,6 +545,9 @@ impl Handler<RawBatch> for TopicIngestor {
         // can arrive for a record not yet tracked.
         {
             let mut tracker = lock(&self.tracker);
+            if tracker.assignment_version() != batch.assignment_version {
+                return;
+            }
             // A partition revoked since the poll: its next owner reads the record.
             prepared.retain(|entry| {
                 tracker.consumed(

@@ -80,6 +80,15 @@ fn every_distinct_click_gets_one_outcome() {
         dead.iter().any(|record| record.value == b"{oops"),
         "original bytes kept"
     );
+    for record in &dead {
+        let source = format!(
+            "{}/{}/{}",
+            config.ingest.clicks_keyed_topic,
+            record.header(keyed::HEADER_SOURCE_PARTITION),
+            record.header(keyed::HEADER_SOURCE_OFFSET)
+        );
+        assert_eq!(record.header(keyed::HEADER_SOURCE), source);
+    }
 
     // Everything is decided. Once the watermarks have moved on past the window (as
     // ingest moves idle partitions' on while traffic is stopped) nothing is needed

@@ -203,14 +203,21 @@ impl JoinShard {
         let partition_text = self.partition().to_string();
         let offset_text = record.offset.to_string();
         let payload = &record.payload[..record.payload.len().min(MAX_DEAD_LETTER_BYTES)];
+        let source = format!("{topic}/{partition_text}/{offset_text}");
+        let original_size = record.payload.len().to_string();
         let (epoch, seq) = self.acks.sending();
         let opaque: OutputOpaque = Box::new((Arc::clone(&self.acks), epoch, seq));
-        let headers = OwnedHeaders::new_with_capacity(5)
+        let mut headers = OwnedHeaders::new_with_capacity(7)
             .insert(header(keyed::HEADER_REASON, reason))
             .insert(header(keyed::HEADER_ERROR, message))
             .insert(header(keyed::HEADER_SOURCE_TOPIC, topic))
             .insert(header(keyed::HEADER_SOURCE_PARTITION, &partition_text))
-            .insert(header(keyed::HEADER_SOURCE_OFFSET, &offset_text));
+            .insert(header(keyed::HEADER_SOURCE_OFFSET, &offset_text))
+            .insert(header(keyed::HEADER_SOURCE, &source));
+        if payload.len() < record.payload.len() {
+            // As in ingest: an oversize record cannot fail its own dead-lettering.
+            headers = headers.insert(header("adjoin-truncated-from", &original_size));
+        }
         let mut base = BaseRecord::<[u8], [u8], OutputOpaque>::with_opaque_to(&dlq_topic, opaque)
             .payload(payload)
             .headers(headers);

@@ -63,7 +63,7 @@ impl IngestService {
         );
         let partitions = ensure_topics(config, endpoint)?;
         let ingest_metrics = IngestMetrics::register(metrics);
-        let instance = instance_name();
+        let instance = adjoin_shared::kafka::instance_name(Service::Ingest.as_str());
         let mut topics = Vec::new();
         for kind in kinds {
             let raw_topic = match kind {
@@ -247,13 +247,6 @@ fn start_topic(
         .context("starting an ingest thread")?;
     let addr = addr_rx.recv().context("the ingest thread did not start")?;
     Ok((addr, thread))
-}
-
-fn instance_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned());
-    format!("adjoin-ingest-{host}-{}", std::process::id())
 }
 
 /// Runs `adjoin ingest` until Ctrl-C or SIGTERM: the metrics server, then ingest

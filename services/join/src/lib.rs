@@ -112,7 +112,10 @@ impl JoinService {
         let consumer: BaseConsumer<JoinConsumerContext> = endpoint
             .client_config()
             .set("group.id", &config.join.group_id)
-            .set("client.id", instance_name())
+            .set(
+                "client.id",
+                adjoin_shared::kafka::instance_name(Service::Join.as_str()),
+            )
             // Offsets are the shards' replay points, committed by hand.
             .set("enable.auto.commit", "false")
             // Keyed topics hold everything ingest wrote: a new group starts there.
@@ -220,13 +223,6 @@ fn ensure_topics(config: &Config, endpoint: &KafkaEndpoint) -> anyhow::Result<()
         config.ingest.clicks_keyed_topic
     );
     Ok(())
-}
-
-fn instance_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned());
-    format!("adjoin-join-{host}-{}", std::process::id())
 }
 
 /// Runs `adjoin join` until Ctrl-C or SIGTERM: the metrics server, then the join;

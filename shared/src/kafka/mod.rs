@@ -5,11 +5,13 @@
 mod admin;
 mod embedded;
 pub mod partitioner;
+mod produce;
 
 use rdkafka::ClientConfig;
 
 pub use admin::{ensure_topics_blocking, TopicAdmin, TopicSpec, TopicStatus};
 pub use embedded::EmbeddedCluster;
+pub use produce::{header, instance_name, send_with_backpressure};
 
 use crate::config::{is_secret_option, KafkaConfig, REDACTED};
 

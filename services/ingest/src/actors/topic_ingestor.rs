@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Supervised};
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use adjoin_shared::config::StartFrom;
-use adjoin_shared::kafka::KafkaEndpoint;
+use adjoin_shared::kafka::{header, send_with_backpressure, KafkaEndpoint};
 use adjoin_shared::keyed::{self, WatermarkMarker};
 use adjoin_shared::metrics::{ActorMetrics, ReadinessCheck};
 use adjoin_shared::schema::{DecodeError, Decoder, EventTime};
@@ -273,7 +273,7 @@ impl TopicIngestor {
                     .key(keyed.key.as_str())
                     .payload(keyed.value.as_slice())
                     .headers(headers);
-                self.send(base)?;
+                send_with_backpressure(&self.producer, base, &self.actor_metrics)?;
                 self.counters.keyed.inc();
                 if late {
                     self.counters.late.inc();
@@ -322,7 +322,7 @@ impl TopicIngestor {
         if let Some(key) = &record.key {
             base = base.key(key.as_slice());
         }
-        self.send(base)?;
+        send_with_backpressure(&self.producer, base, &self.actor_metrics)?;
         self.counters.dead_letter.inc();
         self.metrics
             .dead_letters
@@ -333,34 +333,6 @@ impl TopicIngestor {
             .inc();
         Ok(())
     }
-
-    /// Enqueues a record, waiting while the producer's queue is full: consumption
-    /// pauses instead of memory growing.
-    fn send<K: rdkafka::message::ToBytes + ?Sized>(
-        &self,
-        record: BaseRecord<'_, K, [u8], DeliveryOpaque>,
-    ) -> Result<(), KafkaError> {
-        let mut pending = record;
-        let mut blocked_since_opt: Option<Instant> = None;
-        loop {
-            match self.producer.send(pending) {
-                Ok(()) => {
-                    if let Some(since) = blocked_since_opt {
-                        self.actor_metrics
-                            .record_blocked(since.elapsed().as_secs_f64());
-                    }
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    blocked_since_opt.get_or_insert_with(Instant::now);
-                    pending = returned;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
-    }
-
     fn commit_acknowledged(&mut self, mode: CommitMode) {
         let positions = lock(&self.tracker).committable();
         for position in &positions {
@@ -481,13 +453,6 @@ impl TopicIngestor {
                 HashMap::new()
             }
         }
-    }
-}
-
-fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
-    Header {
-        key,
-        value: Some(value),
     }
 }
 

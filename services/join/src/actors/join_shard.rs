@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Supervised};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
+use adjoin_shared::kafka::{header, send_with_backpressure};
 use adjoin_shared::keyed::{self, WatermarkMarker};
 use adjoin_shared::metrics::ActorMetrics;
 use adjoin_shared::schema::{Click, ClickOutcome, EventTime, Impression};
@@ -181,7 +182,7 @@ impl JoinShard {
             .key(outcome.click.click_id.as_str())
             .payload(value.as_slice())
             .headers(headers);
-        self.send(record)
+        send_with_backpressure(&self.producer, record, &self.actor_metrics)
     }
 
     fn dead_letter(
@@ -224,35 +225,8 @@ impl JoinShard {
         if let Some(key) = &record.key {
             base = base.key(key.as_slice());
         }
-        self.send(base)
+        send_with_backpressure(&self.producer, base, &self.actor_metrics)
     }
-
-    /// Enqueues a record, waiting while the producer's queue is full.
-    fn send<K: rdkafka::message::ToBytes + ?Sized>(
-        &self,
-        record: BaseRecord<'_, K, [u8], OutputOpaque>,
-    ) -> Result<(), KafkaError> {
-        let mut pending = record;
-        let mut blocked_since_opt: Option<Instant> = None;
-        loop {
-            match self.producer.send(pending) {
-                Ok(()) => {
-                    if let Some(since) = blocked_since_opt {
-                        self.actor_metrics
-                            .record_blocked(since.elapsed().as_secs_f64());
-                    }
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    blocked_since_opt.get_or_insert_with(Instant::now);
-                    pending = returned;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
-    }
-
     /// Takes a snapshot of the replay offsets and commits the newest snapshot whose
     /// outputs are all acknowledged.
     fn on_commit_tick(&mut self, ctx: &mut Context<Self>) {
@@ -342,13 +316,6 @@ impl JoinShard {
                 .set(seconds);
             self.replay_target_opt = None;
         }
-    }
-}
-
-fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
-    Header {
-        key,
-        value: Some(value),
     }
 }
 

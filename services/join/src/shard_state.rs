@@ -444,14 +444,7 @@ impl ShardState {
     }
 
     fn expire_waiting(&mut self, watermark: Watermark, out: &mut Vec<ClickOutcome>) {
-        while self
-            .waiting_expiry
-            .first()
-            .is_some_and(|(deadline_ms, _)| watermark.passes(*deadline_ms))
-        {
-            let Some((_, click_id)) = self.waiting_expiry.pop_first() else {
-                break;
-            };
+        while let Some(click_id) = pop_passed(&mut self.waiting_expiry, watermark) {
             let Some(waiting) = self.waiting.remove(&click_id) else {
                 continue;
             };
@@ -506,14 +499,7 @@ impl ShardState {
     }
 
     fn forget_decided(&mut self, watermark: Watermark) {
-        while self
-            .decided_expiry
-            .first()
-            .is_some_and(|(retain_until_ms, _)| watermark.passes(*retain_until_ms))
-        {
-            let Some((_, click_id)) = self.decided_expiry.pop_first() else {
-                break;
-            };
+        while let Some(click_id) = pop_passed(&mut self.decided_expiry, watermark) {
             let Some(decided) = self.decided.remove(&click_id) else {
                 continue;
             };
@@ -602,6 +588,17 @@ impl ShardState {
         let clicks = (self.waiting.len() + self.decided.len()) * 256;
         impressions + index + expiry + self.interner.heap_bytes() + clicks
     }
+}
+
+/// Takes the earliest entry of an expiry set if the watermark has passed its time.
+fn pop_passed(expiry: &mut BTreeSet<(i64, CompactId)>, watermark: Watermark) -> Option<CompactId> {
+    if !expiry
+        .first()
+        .is_some_and(|(time_ms, _)| watermark.passes(*time_ms))
+    {
+        return None;
+    }
+    expiry.pop_first().map(|(_, id)| id)
 }
 
 #[cfg(test)]

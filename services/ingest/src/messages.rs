@@ -1,14 +1,18 @@
 //! Messages to an ingest actor.
 
+use std::ops::Range;
+
 use actix::Message;
 
-/// A record as the poller hands it over: owned, so librdkafka's buffer is freed.
+/// A record as the poller hands it over: its key and payload copied out of
+/// librdkafka's buffer (so that is freed) into the batch's one byte buffer.
 #[derive(Clone, Debug)]
 pub struct RawMessage {
     pub partition: i32,
     pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    /// Ranges of `RawBatch::bytes`.
+    pub key: Option<Range<usize>>,
+    pub payload: Range<usize>,
 }
 
 /// Records read from the raw topic, in partition order. Sent with `send(..)` into a
@@ -20,6 +24,8 @@ pub struct RawBatch {
     /// The offset tracker's assignment version when the records were polled.
     pub assignment_version: u64,
     pub records: Vec<RawMessage>,
+    /// Every record's key and payload, back to back.
+    pub bytes: Vec<u8>,
 }
 
 /// The group gave this consumer generation these partitions.

@@ -2,6 +2,7 @@
 //! actor in batches. librdkafka's poll blocks, so it stays off the actor's thread;
 //! rebalance callbacks run here, inside poll.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,6 +21,9 @@ use crate::messages::{PollerStopped, RawBatch, RawMessage};
 
 /// How long a partial batch may wait for more records.
 const BATCH_WAIT: Duration = Duration::from_millis(20);
+
+/// What a batch's byte buffer is sized for per record, so it rarely grows.
+const TYPICAL_RECORD_BYTES: usize = 512;
 
 pub struct Poller {
     stop: Arc<AtomicBool>,
@@ -89,6 +93,7 @@ fn poll_loop(
     let assignment_version = || lock(&consumer.context().tracker).assignment_version();
     while !stop.load(Ordering::Relaxed) {
         let mut records = Vec::with_capacity(batch_records);
+        let mut bytes = Vec::with_capacity(batch_records * TYPICAL_RECORD_BYTES);
         let mut first_at_opt: Option<Instant> = None;
         let mut version = assignment_version();
         while records.len() < batch_records && !stop.load(Ordering::Relaxed) {
@@ -101,17 +106,20 @@ fn poll_loop(
             // revoked partitions, which are read again from their committed offsets.
             if assignment_version() != version {
                 records.clear();
+                bytes.clear();
                 first_at_opt = None;
                 version = assignment_version();
             }
             match polled {
                 Some(Ok(message)) => {
                     first_at_opt.get_or_insert_with(Instant::now);
+                    let key = message.key().map(|key| append(&mut bytes, key));
+                    let payload = append(&mut bytes, message.payload().unwrap_or_default());
                     records.push(RawMessage {
                         partition: message.partition(),
                         offset: message.offset(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        key,
+                        payload,
                     });
                 }
                 Some(Err(error)) => {
@@ -134,12 +142,19 @@ fn poll_loop(
                 generation,
                 assignment_version: version,
                 records,
+                bytes,
             },
             actor_metrics,
             stop,
         )?;
     }
     Ok(())
+}
+
+fn append(bytes: &mut Vec<u8>, data: &[u8]) -> Range<usize> {
+    let start = bytes.len();
+    bytes.extend_from_slice(data);
+    start..bytes.len()
 }
 
 /// Puts a batch into the actor's bounded mailbox, waiting while it is full: that

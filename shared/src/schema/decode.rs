@@ -6,7 +6,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::time::RawTime;
-use super::{Click, DecodeError, EventTime, Impression, SCHEMA_VERSION};
+use super::{Click, ClickRef, DecodeError, EventTime, Impression, ImpressionRef, SCHEMA_VERSION};
 
 /// Limits that separate a plausible record from garbage (config section `decode`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,12 +62,28 @@ impl Decoder {
         bytes: &[u8],
         now: EventTime,
     ) -> Result<Impression, DecodeError> {
+        self.decode_impression_ref(bytes, now)
+            .map(ImpressionRef::into_owned)
+    }
+
+    /// Decodes one click; `now` bounds how far in the future its time may be.
+    pub fn decode_click(&self, bytes: &[u8], now: EventTime) -> Result<Click, DecodeError> {
+        self.decode_click_ref(bytes, now).map(ClickRef::into_owned)
+    }
+
+    /// As [`Decoder::decode_impression`], with text borrowed from `bytes` where it
+    /// needs no unescaping: what ingest uses, as it only re-encodes the record.
+    pub fn decode_impression_ref<'a>(
+        &self,
+        bytes: &'a [u8],
+        now: EventTime,
+    ) -> Result<ImpressionRef<'a>, DecodeError> {
         let raw: RawImpression = self.parse(bytes)?;
         check_version(raw.version.as_ref())?;
         let fields = FieldCheck {
             limits: &self.limits,
         };
-        Ok(Impression {
+        Ok(ImpressionRef {
             impression_id: fields.id(raw.impression_id, "impression_id")?,
             user_id: fields.id(raw.user_id, "user_id")?,
             session_id: fields.id(raw.session_id, "session_id")?,
@@ -84,14 +100,18 @@ impl Decoder {
         })
     }
 
-    /// Decodes one click; `now` bounds how far in the future its time may be.
-    pub fn decode_click(&self, bytes: &[u8], now: EventTime) -> Result<Click, DecodeError> {
+    /// As [`Decoder::decode_click`], with text borrowed from `bytes` where it can be.
+    pub fn decode_click_ref<'a>(
+        &self,
+        bytes: &'a [u8],
+        now: EventTime,
+    ) -> Result<ClickRef<'a>, DecodeError> {
         let raw: RawClick = self.parse(bytes)?;
         check_version(raw.version.as_ref())?;
         let fields = FieldCheck {
             limits: &self.limits,
         };
-        Ok(Click {
+        Ok(ClickRef {
             click_id: fields.id(raw.click_id, "click_id")?,
             impression_id: fields.id(raw.impression_id, "impression_id")?,
             click_position: position(raw.click_position)?,
@@ -174,7 +194,11 @@ struct FieldCheck<'l> {
 
 impl FieldCheck<'_> {
     /// An identifier: present, non-empty, within the field limit.
-    fn id(&self, value: Option<RawText>, field: &'static str) -> Result<String, DecodeError> {
+    fn id<'a>(
+        &self,
+        value: Option<RawText<'a>>,
+        field: &'static str,
+    ) -> Result<Cow<'a, str>, DecodeError> {
         let text = self.text(value, field)?;
         if text.trim().is_empty() {
             return Err(DecodeError::EmptyField { field });
@@ -183,7 +207,11 @@ impl FieldCheck<'_> {
     }
 
     /// An attribute: present (possibly empty), within the field limit.
-    fn text(&self, value: Option<RawText>, field: &'static str) -> Result<String, DecodeError> {
+    fn text<'a>(
+        &self,
+        value: Option<RawText<'a>>,
+        field: &'static str,
+    ) -> Result<Cow<'a, str>, DecodeError> {
         let RawText(text) = value.ok_or(DecodeError::MissingField { field })?;
         if text.len() > self.limits.max_field_bytes {
             return Err(DecodeError::FieldTooLong {
@@ -192,7 +220,7 @@ impl FieldCheck<'_> {
                 limit: self.limits.max_field_bytes,
             });
         }
-        Ok(text.into_owned())
+        Ok(text)
     }
 
     fn cost(&self, value: Option<RawNumber>, field: &'static str) -> Result<f64, DecodeError> {

@@ -11,5 +11,5 @@ mod time;
 pub use decode::{DecodeLimits, Decoder};
 pub use error::{DecodeError, DecodeReason};
 pub use outcome::{ClickOutcome, MatchedImpression, Outcome};
-pub use records::{Click, Impression, SCHEMA_VERSION};
+pub use records::{Click, ClickRef, Impression, ImpressionRef, SCHEMA_VERSION};
 pub use time::EventTime;

@@ -96,6 +96,8 @@ pub struct TopicIngestor {
     counters: HotCounters,
     /// The `adjoin-source` header of the record being produced, reused.
     source: String,
+    /// The keys and values of the batch being produced, reused from batch to batch.
+    out: Vec<u8>,
     actor_metrics: ActorMetrics,
     supervision: Supervision,
     readiness: ReadinessCheck,
@@ -139,6 +141,7 @@ impl TopicIngestor {
         Self {
             counters,
             source: String::with_capacity(64),
+            out: Vec::new(),
             settings,
             endpoint,
             decoder,
@@ -219,16 +222,25 @@ impl TopicIngestor {
 
     /// Decodes a record and advances its partition's watermark; nothing is produced
     /// or tracked yet.
-    fn prepare(&mut self, record: RawMessage, now: EventTime, instant: Instant) -> Prepared {
+    /// The key and value of a valid record are appended to `out`.
+    fn prepare(
+        &mut self,
+        record: RawMessage,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+        now: EventTime,
+        instant: Instant,
+    ) -> Prepared {
         fail::fail_point!("ingest-record");
         let partition = record.partition;
         let newest_before_opt = self.watermarks.newest_ms(partition);
         let routed = route(
             &self.decoder,
             self.settings.kind,
-            &record.payload,
+            &raw[record.payload.clone()],
             now,
             self.settings.keyed_partitions,
+            out,
         );
         let late = match &routed {
             Ok(keyed) => self
@@ -245,8 +257,9 @@ impl TopicIngestor {
         }
     }
 
-    /// Produces a tracked record's output: keyed, or dead-lettered.
-    fn emit(&mut self, prepared: Prepared) -> Result<(), KafkaError> {
+    /// Produces a tracked record's output: keyed, or dead-lettered. `raw` holds the
+    /// batch's raw records, `out` the keyed keys and values `prepare` wrote.
+    fn emit(&mut self, prepared: Prepared, raw: &[u8], out: &[u8]) -> Result<(), KafkaError> {
         let Prepared {
             record,
             routed,
@@ -270,8 +283,8 @@ impl TopicIngestor {
                     .insert(header(keyed::HEADER_SOURCE, &self.source));
                 let base = BaseRecord::with_opaque_to(&self.settings.keyed_topic, opaque)
                     .partition(keyed.partition)
-                    .key(keyed.key.as_str())
-                    .payload(keyed.value.as_slice())
+                    .key(&out[keyed.key])
+                    .payload(&out[keyed.value])
                     .headers(headers);
                 send_with_backpressure(&self.producer, base, &self.actor_metrics)?;
                 self.counters.keyed.inc();
@@ -281,7 +294,7 @@ impl TopicIngestor {
             }
             Err(error) => {
                 let source = std::mem::take(&mut self.source);
-                let result = self.dead_letter(&record, &error, &source, opaque);
+                let result = self.dead_letter(&record, raw, &error, &source, opaque);
                 self.source = source;
                 result?;
             }
@@ -292,6 +305,7 @@ impl TopicIngestor {
     fn dead_letter(
         &mut self,
         record: &RawMessage,
+        raw: &[u8],
         error: &DecodeError,
         source: &str,
         opaque: DeliveryOpaque,
@@ -307,7 +321,7 @@ impl TopicIngestor {
             .insert(header(keyed::HEADER_SOURCE_PARTITION, &partition_text))
             .insert(header(keyed::HEADER_SOURCE_OFFSET, &offset_text))
             .insert(header(keyed::HEADER_SOURCE, source));
-        let mut payload = record.payload.as_slice();
+        let mut payload = &raw[record.payload.clone()];
         let original_size = payload.len().to_string();
         if payload.len() > MAX_DEAD_LETTER_BYTES {
             payload = &payload[..MAX_DEAD_LETTER_BYTES];
@@ -320,7 +334,7 @@ impl TopicIngestor {
         .payload(payload)
         .headers(headers);
         if let Some(key) = &record.key {
-            base = base.key(key.as_slice());
+            base = base.key(&raw[key.clone()]);
         }
         send_with_backpressure(&self.producer, base, &self.actor_metrics)?;
         self.counters.dead_letter.inc();
@@ -501,16 +515,23 @@ impl Handler<RawBatch> for TopicIngestor {
         }
         let now = EventTime::now();
         let instant = Instant::now();
-        let mut prepared: Vec<Prepared> = batch
-            .records
+        let RawBatch {
+            records,
+            bytes: raw,
+            assignment_version,
+            ..
+        } = batch;
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let mut prepared: Vec<Prepared> = records
             .into_iter()
-            .map(|record| self.prepare(record, now, instant))
+            .map(|record| self.prepare(record, &raw, &mut out, now, instant))
             .collect();
         // One lock per batch, and before anything is produced, so no acknowledgement
         // can arrive for a record not yet tracked.
         {
             let mut tracker = lock(&self.tracker);
-            if tracker.assignment_version() != batch.assignment_version {
+            if tracker.assignment_version() != assignment_version {
                 return;
             }
             // A partition revoked since the poll: its next owner reads the record.
@@ -523,11 +544,12 @@ impl Handler<RawBatch> for TopicIngestor {
                 )
             });
         }
-        for entry in prepared {
-            if let Err(error) = self.emit(entry) {
-                self.supervision.fail(ctx, &error);
-                return;
-            }
+        let emitted = prepared
+            .into_iter()
+            .try_for_each(|entry| self.emit(entry, &raw, &out));
+        self.out = out;
+        if let Err(error) = emitted {
+            self.supervision.fail(ctx, &error);
         }
     }
 }

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::BuildHasher;
 use std::time::Duration;
 
+use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use adjoin_shared::keyed::WatermarkMarker;
@@ -204,13 +205,6 @@ impl ShardState {
         self.read(side, offset);
     }
 
-    fn find_hashed(&self, id: &CompactId, hash: u64) -> Option<&StoredImpression> {
-        let seq = *self.index.find(hash, |seq| {
-            self.slot(*seq).is_some_and(|stored| &stored.id == id)
-        })?;
-        self.slot(seq)
-    }
-
     fn slot(&self, seq: u32) -> Option<&StoredImpression> {
         self.impressions
             .get(seq.wrapping_sub(self.front_seq) as usize)?
@@ -227,9 +221,25 @@ impl ShardState {
         self.read(Side::Impressions, offset);
         let id = CompactId::new(&impression.impression_id);
         let hash = self.hasher.hash_one(&id);
-        if self.find_hashed(&id, hash).is_some() {
-            self.counters.duplicate_impressions += 1;
-            return;
+        let seq = self.front_seq.wrapping_add(self.impressions.len() as u32);
+        // One probe for the duplicate check and the insert: with a million live
+        // impressions the probe is this method's cache miss.
+        let impressions = &self.impressions;
+        let front_seq = self.front_seq;
+        let hasher = &self.hasher;
+        let slot = |seq: u32| impressions[seq.wrapping_sub(front_seq) as usize].as_ref();
+        match self.index.entry(
+            hash,
+            |candidate| slot(*candidate).is_some_and(|stored| stored.id == id),
+            |candidate| slot(*candidate).map_or(0, |stored| hasher.hash_one(&stored.id)),
+        ) {
+            Entry::Occupied(_) => {
+                self.counters.duplicate_impressions += 1;
+                return;
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(seq);
+            }
         }
         self.counters.impressions += 1;
         let attributes = [
@@ -241,29 +251,27 @@ impl ShardState {
             self.interner.intern(&impression.location),
         ];
         let time_ms = impression.event_time.as_millis();
-        let seq = self.front_seq.wrapping_add(self.impressions.len() as u32);
         self.id_heap_bytes += id.heap_bytes();
-        let stored = StoredImpression {
-            id: id.clone(),
+        // Clicks that came first are decided now: matched, or not in this (the only)
+        // impression's window. Looked up before `id` moves into the slot.
+        let click_ids_opt = if self.waiting_by_impression.is_empty() {
+            None
+        } else {
+            self.waiting_by_impression.remove(&id)
+        };
+        self.impressions.push_back(Some(StoredImpression {
+            id,
             time_ms,
             offset,
             attributes,
-        };
-        self.impressions.push_back(Some(stored));
-        let impressions = &self.impressions;
-        let front_seq = self.front_seq;
-        let hasher = &self.hasher;
-        self.index.insert_unique(hash, seq, |seq| {
-            let slot = impressions[seq.wrapping_sub(front_seq) as usize].as_ref();
-            slot.map_or(0, |stored| hasher.hash_one(&stored.id))
-        });
-        self.expiry
-            .entry(time_ms.div_euclid(EXPIRY_BUCKET_MS))
-            .or_default()
-            .push(seq);
-        // Clicks that came first are decided now: matched, or not in this (the only)
-        // impression's window.
-        if let Some(click_ids) = self.waiting_by_impression.remove(&id) {
+        }));
+        let bucket = time_ms.div_euclid(EXPIRY_BUCKET_MS);
+        // Times mostly arrive in order: the newest bucket first, no tree walk.
+        match self.expiry.last_entry() {
+            Some(mut last) if *last.key() == bucket => last.get_mut().push(seq),
+            _ => self.expiry.entry(bucket).or_default().push(seq),
+        }
+        if let Some(click_ids) = click_ids_opt {
             for click_id in click_ids {
                 let Some(waiting) = self.waiting.remove(&click_id) else {
                     continue;

@@ -16,6 +16,8 @@ pub mod events;
 #[cfg(feature = "runtime")]
 pub mod kafka;
 #[cfg(feature = "runtime")]
+pub mod mailbox;
+#[cfg(feature = "runtime")]
 pub mod metrics;
 #[cfg(feature = "runtime")]
 pub mod signals;

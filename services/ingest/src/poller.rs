@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use actix::prelude::SendError;
 use actix::Addr;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 
+use adjoin_shared::mailbox::send_blocking;
 use adjoin_shared::metrics::ActorMetrics;
 
 use crate::actors::topic_ingestor::TopicIngestor;
@@ -120,6 +120,7 @@ fn poll_loop(
                         offset: message.offset(),
                         key,
                         payload,
+                        timestamp_ms_opt: message.timestamp().to_millis(),
                     });
                 }
                 Some(Err(error)) => {
@@ -136,7 +137,7 @@ fn poll_loop(
         if records.is_empty() {
             continue;
         }
-        hand_over(
+        send_blocking(
             ingestor,
             RawBatch {
                 generation,
@@ -155,38 +156,4 @@ fn append(bytes: &mut Vec<u8>, data: &[u8]) -> Range<usize> {
     let start = bytes.len();
     bytes.extend_from_slice(data);
     start..bytes.len()
-}
-
-/// Puts a batch into the actor's bounded mailbox, waiting while it is full: that
-/// wait is the backpressure that keeps memory flat when the producer is slow.
-fn hand_over(
-    ingestor: &Addr<TopicIngestor>,
-    batch: RawBatch,
-    actor_metrics: &ActorMetrics,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    let mut pending = batch;
-    let mut blocked_since_opt: Option<Instant> = None;
-    loop {
-        match ingestor.try_send(pending) {
-            Ok(()) => {
-                actor_metrics.message_enqueued();
-                if let Some(since) = blocked_since_opt {
-                    actor_metrics.record_blocked(since.elapsed().as_secs_f64());
-                }
-                return Ok(());
-            }
-            Err(SendError::Full(returned)) => {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                blocked_since_opt.get_or_insert_with(Instant::now);
-                pending = returned;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(SendError::Closed(_)) => {
-                return Err("the ingest actor's mailbox is closed".to_owned())
-            }
-        }
-    }
 }

@@ -15,6 +15,7 @@ use adjoin_shared::kafka::partitioner::partition_for_key;
 use adjoin_shared::kafka::KafkaEndpoint;
 use adjoin_shared::keyed::{self, PartitionWatermark, WatermarkMarker};
 use adjoin_shared::schema::{Click, EventTime, Impression, Outcome};
+pub use adjoin_shared::testing::metric;
 use adjoin_shared::testing::{read_until, unique_name, Written};
 
 pub const T0: i64 = 1_795_000_000_000;
@@ -281,18 +282,4 @@ pub fn first_outcomes(outcomes: &[Written]) -> BTreeMap<String, Outcome> {
         first.entry(click_id).or_insert(outcome);
     }
     first
-}
-
-/// Returns the value of one metric series in a Prometheus text exposition, 0 if absent.
-pub fn metric(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
-        .filter(|line| {
-            labels
-                .iter()
-                .all(|(label, value)| line.contains(&format!("{label}=\"{value}\"")))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

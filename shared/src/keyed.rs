@@ -11,6 +11,14 @@ pub const HEADER_KIND: &str = "adjoin-kind";
 pub const KIND_IMPRESSION: &str = "impression";
 pub const KIND_CLICK: &str = "click";
 pub const KIND_WATERMARK: &str = "watermark";
+/// On `click-outcomes`: one click's outcome.
+pub const KIND_OUTCOME: &str = "outcome";
+/// What a reader records for an `adjoin-kind` value it does not know.
+pub const KIND_UNKNOWN: &str = "unknown";
+
+/// Header carrying the Kafka timestamp (epoch milliseconds) of the raw record a
+/// keyed record or outcome goes back to, so the sink can measure end-to-end latency.
+pub const HEADER_ORIGIN_MS: &str = "adjoin-origin-ms";
 
 /// Header on data records: `1` when the record was below its raw partition's
 /// watermark when ingest read it, else `0`.

@@ -13,6 +13,8 @@ pub struct RawMessage {
     /// Ranges of `RawBatch::bytes`.
     pub key: Option<Range<usize>>,
     pub payload: Range<usize>,
+    /// The record's Kafka timestamp, epoch milliseconds, when it has one.
+    pub timestamp_ms_opt: Option<i64>,
 }
 
 /// Records read from the raw topic, in partition order. Sent with `send(..)` into a

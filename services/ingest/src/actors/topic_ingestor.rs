@@ -98,6 +98,8 @@ pub struct TopicIngestor {
     source: String,
     /// The keys and values of the batch being produced, reused from batch to batch.
     out: Vec<u8>,
+    /// The `adjoin-origin-ms` header of the record being produced, reused.
+    origin: String,
     actor_metrics: ActorMetrics,
     supervision: Supervision,
     readiness: ReadinessCheck,
@@ -142,6 +144,7 @@ impl TopicIngestor {
             counters,
             source: String::with_capacity(64),
             out: Vec::new(),
+            origin: String::with_capacity(16),
             settings,
             endpoint,
             decoder,
@@ -277,10 +280,15 @@ impl TopicIngestor {
         let opaque: DeliveryOpaque = Box::new(Some((self.generation, partition, record.offset)));
         match routed {
             Ok(keyed) => {
-                let headers = OwnedHeaders::new_with_capacity(3)
+                let mut headers = OwnedHeaders::new_with_capacity(4)
                     .insert(header(keyed::HEADER_KIND, self.settings.kind.keyed_kind()))
                     .insert(header(keyed::HEADER_LATE, if late { "1" } else { "0" }))
                     .insert(header(keyed::HEADER_SOURCE, &self.source));
+                if let Some(timestamp_ms) = record.timestamp_ms_opt {
+                    self.origin.clear();
+                    let _ = write!(self.origin, "{timestamp_ms}");
+                    headers = headers.insert(header(keyed::HEADER_ORIGIN_MS, &self.origin));
+                }
                 let base = BaseRecord::with_opaque_to(&self.settings.keyed_topic, opaque)
                     .partition(keyed.partition)
                     .key(&out[keyed.key])

@@ -176,7 +176,7 @@ impl JoinShard {
         let (epoch, seq) = self.acks.sending();
         let opaque: OutputOpaque = Box::new((Arc::clone(&self.acks), epoch, seq));
         let headers = OwnedHeaders::new_with_capacity(2)
-            .insert(header(keyed::HEADER_KIND, "outcome"))
+            .insert(header(keyed::HEADER_KIND, keyed::KIND_OUTCOME))
             .insert(header(HEADER_OUTCOME, outcome.outcome.as_str()));
         let record = BaseRecord::with_opaque_to(&self.settings.outcomes_topic, opaque)
             .key(outcome.click.click_id.as_str())

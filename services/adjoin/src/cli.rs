@@ -55,6 +55,10 @@ pub enum Command {
     /// (`click-outcomes`). Start more processes with the same `join.group_id` to
     /// share the shards. Stops cleanly on Ctrl-C or SIGTERM.
     Join,
+    /// Run the sink: impressions and click outcomes into the database
+    /// (`database.url`, PostgreSQL or SQLite) with per-minute rollups, its offsets
+    /// in the same transactions. Stops cleanly on Ctrl-C or SIGTERM.
+    Sink,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         cli::Command::Generate(args) => commands::generate::run(&cli, args),
         cli::Command::Ingest => commands::ingest::run(&cli),
         cli::Command::Join => commands::join::run(&cli),
+        cli::Command::Sink => commands::sink::run(&cli),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

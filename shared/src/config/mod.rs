@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use database::{default_database_url, redact_url, DatabaseConfig, DatabaseKind};
 pub use ingest::{IngestConfig, StartFrom};
 pub use kafka::{is_secret_option, KafkaConfig};
-pub use sections::{JoinConfig, MetricsConfig, Service, TopicsConfig, WatermarkConfig};
+pub use sections::{JoinConfig, MetricsConfig, Service, SinkConfig, TopicsConfig, WatermarkConfig};
 
 use crate::schema::DecodeLimits;
 
@@ -45,6 +45,8 @@ pub struct Config {
     pub decode: DecodeLimits,
     /// The ingest service.
     pub ingest: IngestConfig,
+    /// The sink: consumer group, batching, dead letters and retries.
+    pub sink: SinkConfig,
 }
 
 /// Why configuration could not be loaded; every message names the key or file and
@@ -138,6 +140,7 @@ impl Config {
             ),
             ("ingest.clicks_keyed_topic", &self.ingest.clicks_keyed_topic),
             ("join.outcomes_topic", &self.join.outcomes_topic),
+            ("sink.dlq_topic", &self.sink.dlq_topic),
         ] {
             if let Err(problem) = check_topic_name(name) {
                 return invalid(format!("{key} = {name:?}: {problem}"));
@@ -160,12 +163,13 @@ impl Config {
             &self.ingest.impressions_keyed_topic,
             &self.ingest.clicks_keyed_topic,
             &self.join.outcomes_topic,
+            &self.sink.dlq_topic,
         ];
         for (index, name) in topic_names.iter().enumerate() {
             if topic_names[index + 1..].contains(name) {
                 return invalid(format!(
                     "topic {name:?} is configured twice among topics.impressions, topics.clicks, \
-                     the ingest keyed topics and join.outcomes_topic; each needs its own"
+                     the ingest keyed topics, join.outcomes_topic and sink.dlq_topic; each needs its own"
                 ));
             }
         }
@@ -174,8 +178,23 @@ impl Config {
                 "join.batch_records and join.commit_interval must be above 0".to_owned(),
             );
         }
-        if self.join.group_id.trim().is_empty() || self.ingest.group_id.trim().is_empty() {
-            return invalid("join.group_id and ingest.group_id must not be empty".to_owned());
+        if self.join.group_id.trim().is_empty()
+            || self.ingest.group_id.trim().is_empty()
+            || self.sink.group_id.trim().is_empty()
+        {
+            return invalid(
+                "join.group_id, ingest.group_id and sink.group_id must not be empty".to_owned(),
+            );
+        }
+        if self.sink.batch_rows == 0
+            || self.sink.batch_bytes == 0
+            || self.sink.batch_wait.is_zero()
+            || self.sink.pool_size == 0
+        {
+            return invalid(
+                "sink.batch_rows, sink.batch_bytes, sink.batch_wait and sink.pool_size must be above 0"
+                    .to_owned(),
+            );
         }
         if self.topics.partitions < 1 {
             return invalid(format!(

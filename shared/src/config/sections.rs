@@ -134,6 +134,43 @@ impl Default for JoinConfig {
     }
 }
 
+/// The sink (section `sink`): how it batches writes to the database.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Consumer group of the sink; its offsets live in the database
+    /// (`adjoin_offsets`), the group's Kafka commits are for lag monitoring only.
+    pub group_id: String,
+    /// A batch is written once it holds this many rows...
+    pub batch_rows: usize,
+    /// ...or this many bytes of input records...
+    pub batch_bytes: usize,
+    /// ...or its first record has waited this long, whichever comes first.
+    #[serde(with = "humantime_serde")]
+    pub batch_wait: Duration,
+    /// Where rows the database rejects go, with the reason.
+    pub dlq_topic: String,
+    /// Longest wait between retries while the database is unreachable.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_backoff: Duration,
+    /// Database connections the sink keeps.
+    pub pool_size: u32,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "adjoin-sink".to_owned(),
+            batch_rows: 5_000,
+            batch_bytes: 4 * 1024 * 1024,
+            batch_wait: Duration::from_millis(500),
+            dlq_topic: "sink.dlq".to_owned(),
+            max_retry_backoff: Duration::from_secs(10),
+            pool_size: 4,
+        }
+    }
+}
+
 /// Watermarks (section `watermark`); see DESIGN.md.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -2,3 +2,4 @@ pub mod config;
 pub mod generate;
 pub mod ingest;
 pub mod join;
+pub mod sink;

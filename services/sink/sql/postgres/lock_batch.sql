@@ -1,0 +1,16 @@
+-- First statement of every batch transaction: one sink batch at a time per
+-- database. Released by COMMIT or ROLLBACK (also when the connection dies).
+--
+-- No parameters, returns one row (void).
+--
+-- Why: two sink processes (one consumer group, partitions split between them)
+-- add to the same hot rollup rows (this minute, every ad and dimension value).
+-- Each statement takes its row locks in key order, but a transaction runs two
+-- of them (impressions, then outcomes), and a click adds at its impression's
+-- minute, so sink A can hold (minute 2, ad X) and want (minute 1, ad Y) while
+-- sink B holds the one and wants the other: deadlock, SQLSTATE 40P01 (seen in
+-- a test with two psql sessions). The sink would retry the batch, but under
+-- load that repeats. Serialising batches costs little: writers of the same hot
+-- rows wait for each other's commit anyway, and with one sink the lock is
+-- never contended. The key is a constant any adjoin sink of this database uses.
+SELECT pg_advisory_xact_lock(hashtext('adjoin-sink-batch'));

@@ -33,9 +33,10 @@ WITH input AS (
               browser, location, page_id, referrer, impression_cost_micros,
               event_time_ms, ord)
 ),
--- The first of a batch's repeats of one id is the one that may win, as a
--- repeat in a later batch would lose; DO NOTHING alone would also survive
--- repeats, but which of them it keeps would be up to the executor.
+-- Of an id's repeats within the batch, the first in Kafka order goes on, as it
+-- would against a repeat in a later batch. ON CONFLICT DO NOTHING alone also
+-- copes with repeats in one statement, but which one it kept would be up to
+-- the executor's row order.
 firsts AS (
     SELECT DISTINCT ON (impression_id) *
     FROM input

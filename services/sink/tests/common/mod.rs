@@ -206,7 +206,13 @@ impl Writer {
     /// must lose, some impressions delivered twice, and markers in between.
     pub fn scenario(&self, count: u64) -> Expected {
         let mut expected = Expected::default();
-        for index in 0..count {
+        self.scenario_part(0..count, &mut expected);
+        expected
+    }
+
+    /// The scenario's records for the impressions in `indexes`, added to `expected`.
+    pub fn scenario_part(&self, indexes: std::ops::Range<u64>, expected: &mut Expected) {
+        for index in indexes {
             let shown = impression(index);
             self.impression(&shown);
             expected.impressions += 1;
@@ -230,7 +236,6 @@ impl Writer {
                 self.markers();
             }
         }
-        expected
     }
 
     pub fn flush(&self) {

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The test command: brings up the test stack, then runs every test in the workspace
 # (unit, property, integration against PostgreSQL and the mock cluster, and system
-# tests against a Tansu broker process). Extra arguments go to `cargo test`.
+# tests against a Tansu broker process), then the sink's SQL checks. Extra arguments
+# go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-stack.sh up
 cargo test --workspace --locked "$@"
+# The sink's SQL on its own, against PostgreSQL and SQLite (psql and python3).
+services/sink/sql/check.sh

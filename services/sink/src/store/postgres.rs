@@ -10,6 +10,7 @@ use crate::batch::{Batch, Input, Located, Rejected};
 
 use super::{StoreError, Written};
 
+const LOCK_BATCH: &str = include_str!("../../sql/postgres/lock_batch.sql");
 const INSERT_IMPRESSIONS: &str = include_str!("../../sql/postgres/insert_impressions.sql");
 const INSERT_OUTCOMES: &str = include_str!("../../sql/postgres/insert_outcomes.sql");
 const ADD_DEAD_LETTERS: &str = include_str!("../../sql/postgres/add_dead_letters.sql");
@@ -22,6 +23,8 @@ pub async fn write(
     batch: &Batch,
 ) -> Result<Written, StoreError> {
     let mut tx = pool.begin().await?;
+    // Two sinks adding to the same rollup rows in different orders would deadlock.
+    sqlx::query(LOCK_BATCH).execute(&mut *tx).await?;
     let (impressions_inserted, impressions_skipped) =
         insert_impressions(&mut tx, &batch.impressions).await?;
     let (clicks_inserted, clicks_skipped) = insert_outcomes(&mut tx, &batch.outcomes).await?;

@@ -22,6 +22,8 @@ pub struct KeyedRecord {
     pub kind: RecordKind,
     /// The `adjoin-late` header: ingest found it behind its raw partition's watermark.
     pub late: bool,
+    /// The `adjoin-origin-ms` header: the raw record's Kafka timestamp.
+    pub origin_ms_opt: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
 }

@@ -155,6 +155,7 @@ fn keyed_record(
     };
     let mut kind = RecordKind::Unknown;
     let mut late = false;
+    let mut origin_ms_opt = None;
     if let Some(headers) = message.headers() {
         for header in headers.iter() {
             match (header.key, header.value) {
@@ -167,6 +168,11 @@ fn keyed_record(
                     };
                 }
                 (keyed::HEADER_LATE, Some(value)) => late = value == b"1",
+                (keyed::HEADER_ORIGIN_MS, Some(value)) => {
+                    origin_ms_opt = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|text| text.parse().ok());
+                }
                 _ => {}
             }
         }
@@ -178,6 +184,7 @@ fn keyed_record(
             offset: message.offset(),
             kind,
             late,
+            origin_ms_opt,
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
         },

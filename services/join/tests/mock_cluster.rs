@@ -62,6 +62,11 @@ fn every_distinct_click_gets_one_outcome() {
             record.header("adjoin-outcome"),
             value["outcome"].as_str().unwrap()
         );
+        assert_eq!(
+            record.header(keyed::HEADER_ORIGIN_MS),
+            CLICK_ORIGIN_MS,
+            "the click's origin timestamp travels with its outcome, waiting or not"
+        );
         let matched = value["outcome"] == "matched";
         assert_eq!(value.get("impression").is_some(), matched);
         if matched {

@@ -5,7 +5,7 @@
 //! drops its state and asks the poller to rewind both partitions to the offsets it
 //! last committed, then rebuilds by replaying.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +74,9 @@ pub struct JoinShard {
     replay_target_opt: Option<([Option<i64>; 2], Instant)>,
     published: ShardCounters,
     outcomes: Vec<ClickOutcome>,
+    /// Origin timestamps (`adjoin-origin-ms`) of the clicks waiting for their
+    /// impression, by click id: their outcomes carry it on to the sink.
+    origins: HashMap<String, i64>,
     metrics: JoinMetrics,
     actor_metrics: ActorMetrics,
     supervision: Supervision,
@@ -101,6 +104,7 @@ impl JoinShard {
             replay_target_opt: None,
             published: ShardCounters::default(),
             outcomes: Vec::new(),
+            origins: HashMap::new(),
             metrics,
             actor_metrics,
             supervision,
@@ -134,8 +138,20 @@ impl JoinShard {
             }
             (RecordKind::Click, Side::Clicks) => serde_json::from_slice::<Click>(&record.payload)
                 .map(|click| {
+                    let click_id = click.click_id.clone();
+                    let waiting_before = self.state.num_waiting_clicks();
                     self.state
-                        .on_click(record.offset, click, record.late, &mut self.outcomes)
+                        .on_click(record.offset, click, record.late, &mut self.outcomes);
+                    if let Some(origin_ms) = record.origin_ms_opt {
+                        // Decided now, or waiting: either way its outcome finds it here.
+                        let decided = self
+                            .outcomes
+                            .iter()
+                            .any(|outcome| outcome.click.click_id == click_id);
+                        if decided || self.state.num_waiting_clicks() > waiting_before {
+                            self.origins.insert(click_id, origin_ms);
+                        }
+                    }
                 })
                 .map_err(|error| ("invalid_click", error.to_string())),
             (RecordKind::Watermark, _) => {
@@ -160,24 +176,32 @@ impl JoinShard {
             self.dead_letter(&record, reason, &message)?;
         }
         let outcomes = std::mem::take(&mut self.outcomes);
-        let result = outcomes
-            .iter()
-            .try_for_each(|outcome| self.send_outcome(outcome));
+        let result = outcomes.iter().try_for_each(|outcome| {
+            let origin_ms_opt = self.origins.remove(&outcome.click.click_id);
+            self.send_outcome(outcome, origin_ms_opt)
+        });
         self.outcomes = outcomes;
         self.outcomes.clear();
         result
     }
 
-    fn send_outcome(&self, outcome: &ClickOutcome) -> Result<(), KafkaError> {
+    fn send_outcome(
+        &self,
+        outcome: &ClickOutcome,
+        origin_ms_opt: Option<i64>,
+    ) -> Result<(), KafkaError> {
         let Ok(value) = serde_json::to_vec(outcome) else {
             // A ClickOutcome is plain data; serialising it cannot fail.
             return Ok(());
         };
         let (epoch, seq) = self.acks.sending();
         let opaque: OutputOpaque = Box::new((Arc::clone(&self.acks), epoch, seq));
-        let headers = OwnedHeaders::new_with_capacity(2)
+        let mut headers = OwnedHeaders::new_with_capacity(3)
             .insert(header(keyed::HEADER_KIND, keyed::KIND_OUTCOME))
             .insert(header(HEADER_OUTCOME, outcome.outcome.as_str()));
+        if let Some(origin_ms) = origin_ms_opt {
+            headers = headers.insert(header(keyed::HEADER_ORIGIN_MS, &origin_ms.to_string()));
+        }
         let record = BaseRecord::with_opaque_to(&self.settings.outcomes_topic, opaque)
             .key(outcome.click.click_id.as_str())
             .payload(value.as_slice())
@@ -341,6 +365,7 @@ impl Supervised for JoinShard {
         self.published = ShardCounters::default();
         self.pending_commits.clear();
         self.outcomes.clear();
+        self.origins.clear();
         self.replay_target_opt = Some((read, Instant::now()));
         self.actor_metrics.reset_mailbox_depth();
         tracing::info!(shard = self.partition(), epoch = self.epoch, committed = ?self.committed, "shard restarting: rewinding to committed offsets");

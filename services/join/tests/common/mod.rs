@@ -21,6 +21,8 @@ use adjoin_shared::testing::{read_until, unique_name, Written};
 pub const T0: i64 = 1_795_000_000_000;
 pub const SECOND: i64 = 1_000;
 pub const MINUTE: i64 = 60 * SECOND;
+/// The `adjoin-origin-ms` every test click carries, which its outcome must carry on.
+pub const CLICK_ORIGIN_MS: &str = "1795000000123";
 
 /// A configuration with fresh topic names and short intervals, for one test.
 pub fn config(endpoint: &KafkaEndpoint, partitions: i32) -> Config {
@@ -90,6 +92,12 @@ impl KeyedWriter {
             key: keyed::HEADER_LATE,
             value: Some(if late { "1" } else { "0" }),
         });
+        if kind == Some(keyed::KIND_CLICK) {
+            headers = headers.insert(Header {
+                key: keyed::HEADER_ORIGIN_MS,
+                value: Some(CLICK_ORIGIN_MS),
+            });
+        }
         let mut record = BaseRecord::<str, [u8]>::to(topic)
             .partition(partition)
             .payload(value)

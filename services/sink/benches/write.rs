@@ -33,7 +33,8 @@ fn impression(index: u64) -> Impression {
         user_id: format!("user-{}", index % 50_000),
         session_id: format!("session-{}", index % 200_000),
         ad_id: format!("ad-{}", index % 5_000),
-        ad_category: format!("category-{}", index % 12),
+        // An ad belongs to one category, as in the generator's catalog.
+        ad_category: format!("category-{}", (index % 5_000) % 12),
         device: ["mobile", "desktop", "tablet"][(index % 3) as usize].to_owned(),
         os: ["Android", "iOS", "Windows", "macOS", "Linux"][(index % 5) as usize].to_owned(),
         browser: ["Chrome", "Safari", "Firefox", "Edge"][(index % 4) as usize].to_owned(),

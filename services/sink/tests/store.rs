@@ -421,6 +421,16 @@ async fn rollups_equal_the_facts_and_a_plain_computation_whatever_the_batching()
                 "{} seed {seed}: the first outcome wins",
                 backend.name
             );
+            let query = "SELECT count(*) FROM impressions WHERE user_id <> 'first'";
+            let later_won: i64 = match &backend.store {
+                Store::Postgres(pool) => sqlx::query_scalar(query).fetch_one(pool).await.unwrap(),
+                Store::Sqlite(pool) => sqlx::query_scalar(query).fetch_one(pool).await.unwrap(),
+            };
+            assert_eq!(
+                later_won, 0,
+                "{} seed {seed}: the first impression wins",
+                backend.name
+            );
         }
     }
 }

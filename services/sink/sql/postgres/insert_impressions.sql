@@ -33,15 +33,6 @@ WITH input AS (
               browser, location, page_id, referrer, impression_cost_micros,
               event_time_ms, ord)
 ),
--- Of an id's repeats within the batch, the first in Kafka order goes on, as it
--- would against a repeat in a later batch. ON CONFLICT DO NOTHING alone also
--- copes with repeats in one statement, but which one it kept would be up to
--- the executor's row order.
-firsts AS (
-    SELECT DISTINCT ON (impression_id) *
-    FROM input
-    ORDER BY impression_id, ord
-),
 inserted AS (
     INSERT INTO impressions (impression_id, user_id, session_id, ad_id, ad_category,
                              device, os, browser, location, page_id, referrer,
@@ -49,7 +40,12 @@ inserted AS (
     SELECT impression_id, user_id, session_id, ad_id, ad_category,
            device, os, browser, location, page_id, referrer,
            impression_cost_micros * 0.000001, event_time
-    FROM firsts
+    FROM input
+    -- In Kafka order: of an id's repeats within the batch the first is inserted
+    -- and the others hit ON CONFLICT DO NOTHING, as a repeat in a later batch
+    -- would. (DISTINCT ON would do the same with a sort by id that spills to
+    -- disk at 20,000 rows; ordinality is cheap to sort.)
+    ORDER BY ord
     ON CONFLICT (impression_id) DO NOTHING
     -- date_bin, not date_trunc: plain arithmetic on the instant, whatever the
     -- session's TimeZone (date_trunc on timestamptz truncates in local time).
@@ -78,13 +74,20 @@ by_ad AS (
 ),
 -- Every impression counts once under each of the five dimensions.
 dimension_delta AS MATERIALIZED (
-    SELECT d.dimension, i.minute, d.value, count(*) AS impressions,
-           sum(i.impression_cost) AS impression_cost
-    FROM inserted AS i
-    CROSS JOIN LATERAL (VALUES ('ad_category', i.ad_category), ('device', i.device),
-                               ('os', i.os), ('browser', i.browser),
-                               ('location', i.location)) AS d(dimension, value)
-    GROUP BY d.dimension, i.minute, d.value
+    -- One pass over the batch for all five dimensions (hashed grouping sets);
+    -- in each set the other attributes are NULL, so COALESCE finds the value.
+    SELECT CASE WHEN GROUPING(ad_category) = 0 THEN 'ad_category'
+                WHEN GROUPING(device) = 0 THEN 'device'
+                WHEN GROUPING(os) = 0 THEN 'os'
+                WHEN GROUPING(browser) = 0 THEN 'browser'
+                ELSE 'location' END AS dimension,
+           minute,
+           COALESCE(ad_category, device, os, browser, location) AS value,
+           count(*) AS impressions,
+           sum(impression_cost) AS impression_cost
+    FROM inserted
+    GROUP BY GROUPING SETS ((minute, ad_category), (minute, device), (minute, os),
+                            (minute, browser), (minute, location))
 ),
 by_dimension AS (
     INSERT INTO dimension_stats_minute AS t (dimension, minute, value, impressions, impression_cost)
@@ -103,6 +106,8 @@ skipped AS (
           FROM input
           UNION ALL
           SELECT minute, -1 FROM inserted) AS rows
+    -- Only when the batch had duplicates: most have none.
+    WHERE (SELECT count(*) FROM inserted) < cardinality($1::text[])
     GROUP BY minute
     HAVING sum(n) > 0
 ),

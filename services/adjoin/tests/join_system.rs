@@ -3,6 +3,8 @@
 //! then a third added, then one killed with SIGKILL (and, after the session timeout,
 //! a replacement started, as an orchestrator would). The first outcome of every
 //! click must be the generator's truth (its oracle), and nothing may be missing.
+//! An `adjoin sink` with the embedded SQLite database runs alongside: every
+//! impression and every click must land there once, with the truth's outcome.
 
 mod common;
 
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use adjoin_generator::truth::Truth;
 use adjoin_shared::schema::Outcome;
 use adjoin_shared::testing::{read_until, unique_name, Tansu};
+use adjoin_sink::store::Store;
 
 use common::{adjoin, free_addr, start_service, stop_gracefully, wait_ready};
 
@@ -83,6 +86,22 @@ fn join_processes_come_and_go_and_every_click_gets_the_oracles_outcome() {
     let ingest_listen = free_addr();
     let mut ingest = start_service(&env, "ingest", ingest_listen, &log("ingest"));
     wait_ready(ingest_listen);
+    let database_url = format!("sqlite://{}", logs.path().join("adjoin.db").display());
+    let sink_env: Vec<(String, String)> = env
+        .iter()
+        .cloned()
+        .chain([
+            ("ADJOIN__DATABASE__URL".to_owned(), database_url.clone()),
+            ("ADJOIN__SINK__GROUP_ID".to_owned(), unique_name("sink")),
+            (
+                "ADJOIN__SINK__DLQ_TOPIC".to_owned(),
+                unique_name("sink_dlq"),
+            ),
+        ])
+        .collect();
+    let sink_listen = free_addr();
+    let mut sink = start_service(&sink_env, "sink", sink_listen, &log("sink"));
+    wait_ready(sink_listen);
     let mut join_a = start_join("join_a");
     let join_b = start_join("join_b");
 
@@ -190,9 +209,60 @@ fn join_processes_come_and_go_and_every_click_gets_the_oracles_outcome() {
         truth.clicks.outcomes,
         outcomes.len()
     );
+    let stored = sink_rows(&database_url, &truth);
+    let wrong: Vec<_> = truth
+        .click_outcomes
+        .iter()
+        .filter(|(click_id, outcome)| stored.get(*click_id) != Some(*outcome))
+        .take(5)
+        .collect();
+    assert!(
+        wrong.is_empty() && stored.len() == truth.click_outcomes.len(),
+        "the sink's clicks differ from the truth, e.g. {wrong:?}"
+    );
     for mut join in [join_b, join_c, join_d] {
         eprintln!("stopping {}", join.name);
         stop_gracefully(&mut join.child);
     }
+    stop_gracefully(&mut sink);
     stop_gracefully(&mut ingest);
+}
+
+/// Waits until the sink's database holds the truth's impressions and clicks (the
+/// sink keeps writing while the join's last outcomes arrive), then returns each
+/// click's stored outcome; the impressions must be exactly the distinct ones.
+fn sink_rows(url: &str, truth: &Truth) -> BTreeMap<String, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let Store::Sqlite(pool) = Store::connect(url, 1).await.unwrap() else {
+            unreachable!("an sqlite:// URL")
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (impressions, clicks): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM impressions), (SELECT count(*) FROM clicks)",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            let done = impressions as u64 >= truth.impressions.distinct
+                && clicks as usize >= truth.click_outcomes.len();
+            if done || Instant::now() > deadline {
+                assert_eq!(
+                    impressions as u64, truth.impressions.distinct,
+                    "impressions in the sink"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT click_id, outcome FROM clicks")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        rows.into_iter().collect()
+    })
 }

@@ -92,8 +92,7 @@ def prepare(name, file):
     return f"PREPARE {name} AS\n{read(os.path.join(PG_SQL, file))}\n"
 
 
-PREPARES = (prepare("lock_batch", "lock_batch.sql")
-            + prepare("insert_impressions", "insert_impressions.sql")
+PREPARES = (prepare("insert_impressions", "insert_impressions.sql")
             + prepare("insert_outcomes", "insert_outcomes.sql")
             + prepare("add_dead_letters", "add_dead_letters.sql")
             + prepare("upsert_offsets", "upsert_offsets.sql")
@@ -132,7 +131,6 @@ def pg_apply(batch):
     dead = list(zip(*batch["dead"])) if batch["dead"] else [(), (), ()]
     offsets = list(zip(*batch["offsets"])) if batch["offsets"] else [(), (), ()]
     rows, _ = psql(PREPARES + "BEGIN;\n"
-                   + "\\o /dev/null\nEXECUTE lock_batch;\n\\o\n"
                    + f"EXECUTE insert_impressions({imp_params(batch['imps'])});\n"
                    + f"EXECUTE insert_outcomes({out_params(batch['outs'])});\n"
                    + "EXECUTE add_dead_letters(" + ", ".join(

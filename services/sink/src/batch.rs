@@ -63,9 +63,9 @@ pub struct Removed {
 pub struct Batch {
     pub impressions: Vec<Located<Impression>>,
     pub outcomes: Vec<Located<ClickOutcome>>,
-    /// Records of the batch sent to the dead-letter topic: their input and the
-    /// time they are counted at (epoch milliseconds) in `sink_health_minute`.
-    pub dead_letters: Vec<(Input, i64)>,
+    /// Records of the batch sent to the dead-letter topic: where they were read
+    /// and the time they are counted at (epoch milliseconds) in `sink_health_minute`.
+    pub dead_letters: Vec<(Source, i64)>,
     next_offsets: BTreeMap<(Input, i32), i64>,
     bytes: usize,
     started_opt: Option<Instant>,
@@ -105,7 +105,7 @@ impl Batch {
     /// Covers a record sent to the dead-letter topic, counted at `time_ms`.
     pub fn add_dead_letter(&mut self, source: Source, time_ms: i64, bytes: usize) {
         self.pass(source, bytes);
-        self.dead_letters.push((source.input, time_ms));
+        self.dead_letters.push((source, time_ms));
     }
 
     /// Covers a record that makes no row (a watermark marker, a dead-lettered
@@ -184,7 +184,7 @@ impl Batch {
                     }
                     _ => continue,
                 };
-                self.dead_letters.push((input, time_ms));
+                self.dead_letters.push((source, time_ms));
                 removed.push(Removed {
                     source,
                     json: json.unwrap_or_default(),
@@ -193,6 +193,53 @@ impl Batch {
             }
         }
         removed
+    }
+
+    /// Splits the batch into independent batches, one per input and `partition %
+    /// ways`: each carries the offsets of its own partitions only, so each can be
+    /// its own transaction, written at the same time as the others. On PostgreSQL
+    /// that puts both cores to work, and a transaction with only one kind of row
+    /// takes its rollup row locks in one ordered pass, so concurrent ones cannot
+    /// deadlock. Empty parts are left out.
+    pub fn split(self, ways: i32) -> Vec<Batch> {
+        let ways = ways.max(1);
+        let slot = |source: &Source| {
+            let input = match source.input {
+                Input::Impressions => 0,
+                Input::Outcomes => 1,
+            };
+            (input * ways + source.partition.rem_euclid(ways)) as usize
+        };
+        let mut parts: Vec<Batch> = (0..2 * ways).map(|_| Batch::default()).collect();
+        for located in self.impressions {
+            parts[slot(&located.source)].impressions.push(located);
+        }
+        for located in self.outcomes {
+            parts[slot(&located.source)].outcomes.push(located);
+        }
+        for (source, time_ms) in self.dead_letters {
+            parts[slot(&source)].dead_letters.push((source, time_ms));
+        }
+        for ((input, partition), next) in self.next_offsets {
+            let source = Source {
+                input,
+                partition,
+                offset: next - 1,
+            };
+            parts[slot(&source)]
+                .next_offsets
+                .insert((input, partition), next);
+        }
+        let share = self.bytes / parts.len().max(1);
+        parts
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .map(|mut part| {
+                part.bytes = share;
+                part.started_opt = self.started_opt;
+                part
+            })
+            .collect()
     }
 
     /// Forgets what was read from a partition (revoked before the batch was
@@ -314,6 +361,75 @@ mod tests {
             vec![(Input::Outcomes, 0, 3)]
         );
         assert_eq!(batch.origins_ms().collect::<Vec<_>>(), vec![5]);
+    }
+
+    #[test]
+    fn a_split_keeps_each_partitions_rows_offsets_and_dead_letters_together() {
+        let mut batch = Batch::default();
+        for partition in 0..4 {
+            batch.add_impression(
+                source(Input::Impressions, partition, 10),
+                adjoin_shared::schema::Impression {
+                    impression_id: format!("i{partition}"),
+                    user_id: String::new(),
+                    session_id: String::new(),
+                    ad_id: String::new(),
+                    ad_category: String::new(),
+                    device: String::new(),
+                    os: String::new(),
+                    browser: String::new(),
+                    location: String::new(),
+                    page_id: String::new(),
+                    referrer: String::new(),
+                    impression_cost: 0.0,
+                    event_time: EventTime::from_millis(0),
+                },
+                None,
+                10,
+            );
+            batch.add_outcome(
+                source(Input::Outcomes, partition, 20),
+                outcome("c"),
+                None,
+                10,
+            );
+        }
+        batch.add_dead_letter(source(Input::Outcomes, 3, 21), 5, 10);
+        let parts = batch.split(2);
+        assert_eq!(parts.len(), 4, "two inputs, two slots each");
+        for part in &parts {
+            assert!(
+                part.impressions.is_empty() || part.outcomes.is_empty(),
+                "one kind of row per part"
+            );
+            let partitions: Vec<i32> = part
+                .next_offsets()
+                .map(|(_, partition, _)| partition)
+                .collect();
+            let rows = part
+                .impressions
+                .iter()
+                .map(|located| located.source)
+                .chain(part.outcomes.iter().map(|located| located.source));
+            for row in rows {
+                assert!(
+                    partitions.contains(&row.partition),
+                    "a row goes with its offset"
+                );
+                assert_eq!(row.partition % 2, partitions[0] % 2);
+            }
+        }
+        let with_dead_letter: Vec<&Batch> = parts
+            .iter()
+            .filter(|part| !part.dead_letters.is_empty())
+            .collect();
+        assert_eq!(with_dead_letter.len(), 1);
+        assert!(with_dead_letter[0]
+            .next_offsets()
+            .any(|(input, partition, next)| (input, partition, next) == (Input::Outcomes, 3, 22)));
+        let total: usize = parts.iter().map(Batch::num_rows).sum();
+        assert_eq!(total, 8);
+        assert!(Batch::default().split(2).is_empty());
     }
 
     #[test]

@@ -29,7 +29,7 @@ struct Backend {
 
 async fn backends() -> Vec<Backend> {
     let database = TestDatabase::create().await;
-    let postgres = Store::open(database.url(), 2)
+    let postgres = Store::open(database.url(), 4)
         .await
         .expect("PostgreSQL opens");
     let dir = tempfile::tempdir().unwrap();
@@ -432,6 +432,39 @@ async fn rollups_equal_the_facts_and_a_plain_computation_whatever_the_batching()
                 backend.name
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn parts_written_at_once_stay_exact() {
+    // As the sink writes: each batch split by input and partition, the parts in
+    // concurrent transactions on one pool; they touch the same rollup rows.
+    for backend in backends().await {
+        let records = input(600, 5);
+        for batch in batches(&records, 150) {
+            let parts = batch.split(2);
+            let writes = parts
+                .iter()
+                .map(|part| backend.store.write(GROUP, &TOPICS, part));
+            for written in futures::future::join_all(writes).await {
+                written.unwrap();
+            }
+        }
+        for (rollup, mismatches) in rollup_mismatches(&backend.store).await {
+            assert_eq!(mismatches, 0, "{}: {rollup} differs", backend.name);
+        }
+        let expected = expected(&records);
+        assert_eq!(
+            totals(&backend.store).await,
+            (
+                expected.impressions,
+                expected.impression_micros,
+                expected.matched_clicks,
+                expected.matched_click_micros
+            ),
+            "{}",
+            backend.name
+        );
     }
 }
 

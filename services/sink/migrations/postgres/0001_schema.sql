@@ -71,6 +71,10 @@ CREATE INDEX clicks_event_time_brin ON clicks USING brin (event_time);
 
 -- Rollups ------------------------------------------------------------------
 --
+-- Rollup rows are updated in place all the time and their indexed columns never
+-- change: fillfactor 70 leaves room on each page so an update stays on its page
+-- (a HOT update, no new index entries), measured faster for the sink.
+--
 -- Every rollup row is only ever increased by rows a batch really inserted, in
 -- the same transaction as the insert, so rollups equal GROUP BY over the facts
 -- (services/sink/sql/postgres/check_rollups.sql says how to check).
@@ -89,7 +93,7 @@ CREATE TABLE ad_stats_minute (
     impression_cost numeric(24,6) NOT NULL DEFAULT 0,
     click_cost      numeric(24,6) NOT NULL DEFAULT 0,
     PRIMARY KEY (minute, ad_id, ad_category)
-);
+) WITH (fillfactor = 70);
 
 -- The primary key serves time-range scans (and top ads within a range); this
 -- one serves one ad's time series.
@@ -114,7 +118,7 @@ CREATE TABLE dimension_stats_minute (
     click_cost      numeric(24,6) NOT NULL DEFAULT 0,
     -- dimension first: dashboards always ask for one dimension over a time range.
     PRIMARY KEY (dimension, minute, value)
-);
+) WITH (fillfactor = 70);
 
 -- Every distinct click by outcome, at its accounting minute: the impression's
 -- minute for a match (as in ad_stats_minute), the click's own minute otherwise
@@ -126,7 +130,7 @@ CREATE TABLE click_outcomes_minute (
     clicks          bigint        NOT NULL DEFAULT 0,
     click_cost      numeric(24,6) NOT NULL DEFAULT 0,
     PRIMARY KEY (minute, outcome)
-);
+) WITH (fillfactor = 70);
 
 -- What the sink skipped, per minute of the skipped row's accounting time
 -- (impression: its event time; click: as in click_outcomes_minute) or, for a
@@ -143,7 +147,7 @@ CREATE TABLE sink_health_minute (
     -- Records sent to sink.dlq: unreadable, or rejected by the database.
     dead_letter_impressions bigint      NOT NULL DEFAULT 0,
     dead_letter_clicks      bigint      NOT NULL DEFAULT 0
-);
+) WITH (fillfactor = 70);
 
 -- Offsets ------------------------------------------------------------------
 

@@ -313,18 +313,43 @@ struct WriteJob {
 }
 
 impl WriteJob {
-    /// Writes the batch, retrying while the database is unavailable (with capped
-    /// backoff) and dead-lettering rows the database rejects. Fails only when the
-    /// sink cannot go on without a restart.
-    async fn run(
-        self,
-        mut batch: Batch,
-        dead_letters: Vec<PendingDelivery>,
-    ) -> Result<Report, String> {
+    /// Writes the batch once its dead letters are acknowledged: split by input and
+    /// partition into transactions written at the same time ([`Batch::split`]).
+    async fn run(self, batch: Batch, dead_letters: Vec<PendingDelivery>) -> Result<Report, String> {
         await_dead_letters(dead_letters).await?;
         fail::fail_point!("sink-before-write", |_| Err(
             "failpoint sink-before-write".to_owned()
         ));
+        let parts = batch.split(self.store.parallel_writes());
+        let reports =
+            futures::future::join_all(parts.into_iter().map(|part| self.write(part))).await;
+        let mut total = Report {
+            written: Written::default(),
+            num_rows: 0,
+            bytes: 0,
+            commit_seconds: 0.0,
+            next_offsets: Vec::new(),
+            origins_ms: Vec::new(),
+        };
+        for report in reports {
+            let report = report?;
+            total.written.impressions_inserted += report.written.impressions_inserted;
+            total.written.impressions_skipped += report.written.impressions_skipped;
+            total.written.clicks_inserted += report.written.clicks_inserted;
+            total.written.clicks_skipped += report.written.clicks_skipped;
+            total.num_rows += report.num_rows;
+            total.bytes += report.bytes;
+            total.commit_seconds = total.commit_seconds.max(report.commit_seconds);
+            total.next_offsets.extend(report.next_offsets);
+            total.origins_ms.extend(report.origins_ms);
+        }
+        Ok(total)
+    }
+
+    /// Writes one transaction, retrying while the database is unavailable (with
+    /// capped backoff) and dead-lettering rows the database rejects. Fails only
+    /// when the sink cannot go on without a restart.
+    async fn write(&self, mut batch: Batch) -> Result<Report, String> {
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();

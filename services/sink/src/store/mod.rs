@@ -102,6 +102,16 @@ impl Store {
         })
     }
 
+    /// How many transactions the sink writes at once ([`Batch::split`]): two on
+    /// PostgreSQL, where each connection is a server process of its own (measured
+    /// 1.5x on 2 cores, docs/benchmarks.md); one on SQLite, which has one writer.
+    pub fn parallel_writes(&self) -> i32 {
+        match self {
+            Store::Postgres(_) => 2,
+            Store::Sqlite(_) => 1,
+        }
+    }
+
     /// Writes a batch in one transaction with the next offsets of `group`;
     /// `topics` names the impressions and outcomes inputs, in that order.
     pub async fn write(

@@ -10,7 +10,6 @@ use crate::batch::{Batch, Input, Located, Rejected};
 
 use super::{StoreError, Written};
 
-const LOCK_BATCH: &str = include_str!("../../sql/postgres/lock_batch.sql");
 const INSERT_IMPRESSIONS: &str = include_str!("../../sql/postgres/insert_impressions.sql");
 const INSERT_OUTCOMES: &str = include_str!("../../sql/postgres/insert_outcomes.sql");
 const ADD_DEAD_LETTERS: &str = include_str!("../../sql/postgres/add_dead_letters.sql");
@@ -22,9 +21,10 @@ pub async fn write(
     topics: &[&str; 2],
     batch: &Batch,
 ) -> Result<Written, StoreError> {
+    // No lock: a batch holds one kind of row (Batch::split), so its transaction
+    // takes rollup row locks in one statement, table after table, each in key
+    // order; concurrent batches (this sink's or another's) wait, never deadlock.
     let mut tx = pool.begin().await?;
-    // Two sinks adding to the same rollup rows in different orders would deadlock.
-    sqlx::query(LOCK_BATCH).execute(&mut *tx).await?;
     let (impressions_inserted, impressions_skipped) =
         insert_impressions(&mut tx, &batch.impressions).await?;
     let (clicks_inserted, clicks_skipped) = insert_outcomes(&mut tx, &batch.outcomes).await?;
@@ -34,7 +34,7 @@ pub async fn write(
             batch
                 .dead_letters
                 .iter()
-                .map(|(input, _)| i64::from(*input == wanted))
+                .map(|(source, _)| i64::from(source.input == wanted))
                 .collect()
         };
         sqlx::query(ADD_DEAD_LETTERS)

@@ -148,8 +148,13 @@ pub async fn write(
             deltas.health(located.row.accounting_time().as_millis(), 1);
         }
     }
-    for (input, time_ms) in &batch.dead_letters {
-        deltas.health(*time_ms, if *input == Input::Impressions { 2 } else { 3 });
+    for (source, time_ms) in &batch.dead_letters {
+        let column = if source.input == Input::Impressions {
+            2
+        } else {
+            3
+        };
+        deltas.health(*time_ms, column);
     }
     for ((minute, ad_id, ad_category), [impressions, clicks, impression_cost, click_cost]) in
         &deltas.ad

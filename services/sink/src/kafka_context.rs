@@ -110,7 +110,9 @@ impl ConsumerContext for SinkConsumerContext {
                 }
                 self.assignment.fetch_add(1, Ordering::AcqRel);
                 self.metrics.record_rebalance("assigned", partitions.len());
-                self.readiness.set(!partitions.is_empty());
+                // A spare sink with no partitions is healthy too: it is ready to
+                // take over at the next rebalance.
+                self.readiness.set(true);
                 tracing::info!(
                     ?partitions,
                     "partitions assigned; reading from the database's offsets"

@@ -64,7 +64,7 @@ impl SinkMetrics {
         );
         metrics.register(
             "adjoin_sink_commit_seconds",
-            "Time to write and commit one batch (one transaction), retries excluded",
+            "Time to write and commit one batch: its slowest part (the parts are concurrent transactions), retries excluded",
             families.commit_seconds.clone(),
         );
         metrics.register(

@@ -28,17 +28,19 @@ pub fn decode(input: Input, kind_opt: Option<&str>, value: &[u8]) -> Result<Deco
     match input {
         Input::Impressions => match kind_opt {
             Some(keyed::KIND_WATERMARK) => Ok(Decoded::Marker),
-            Some(keyed::KIND_IMPRESSION) | None => serde_json::from_slice::<Impression>(value)
+            Some(keyed::KIND_IMPRESSION) => serde_json::from_slice::<Impression>(value)
                 .map(Decoded::Impression)
                 .map_err(|error| Unreadable {
                     reason: "invalid_impression",
                     detail: format!("not a keyed impression: {error}"),
                 }),
-            Some(other) => Err(Unreadable {
+            // As the join: a record that does not say what it is is not guessed at.
+            other => Err(Unreadable {
                 reason: "unknown_kind",
                 detail: format!(
-                    "header {} is {other:?}; expected {:?} or {:?}",
+                    "header {} is {}; expected {:?} or {:?}",
                     keyed::HEADER_KIND,
+                    other.map_or("missing".to_owned(), |kind| format!("{kind:?}")),
                     keyed::KIND_IMPRESSION,
                     keyed::KIND_WATERMARK
                 ),
@@ -100,6 +102,9 @@ mod tests {
         assert_eq!(error.reason, "invalid_impression");
         let error = decode(Input::Impressions, Some("click"), IMPRESSION.as_bytes()).unwrap_err();
         assert_eq!(error.reason, "unknown_kind");
+        let error = decode(Input::Impressions, None, IMPRESSION.as_bytes()).unwrap_err();
+        assert_eq!(error.reason, "unknown_kind", "no header, no guess");
+        assert!(error.detail.contains("missing"), "{}", error.detail);
         let unmatched_with_impression = r#"{"click_id":"c","impression_id":"i1","click_position":1,"click_cost":0.5,"event_time":"2026-11-27T21:29:30.000Z","outcome":"late","impression":{"event_time":"2026-11-27T21:29:00.000Z","ad_id":"a","ad_category":"c","device":"d","os":"o","browser":"b","location":"l"}}"#;
         let error =
             decode(Input::Outcomes, None, unmatched_with_impression.as_bytes()).unwrap_err();

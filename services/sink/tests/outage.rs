@@ -136,10 +136,14 @@ fn the_sink_rides_out_terminated_connections_and_a_server_restart() {
     );
     assert_eq!(runtime.block_on(stored_outcomes(&store)), expected.outcomes);
     assert_eq!(runtime.block_on(rollup_mismatches(&store)), 0);
-    assert_eq!(
-        runtime.block_on(duplicates_counted(&store)) as usize,
-        800_usize.div_ceil(7) + expected.outcomes.len(),
-        "no batch was applied twice"
+    // At least the scenario's own repeated deliveries: a connection terminated
+    // after the server committed but before the sink saw the reply makes it write
+    // that part again, and its rows then count as duplicates (facts and rollups
+    // stay exact, as checked above). crash.rs checks the exact count.
+    assert!(
+        runtime.block_on(duplicates_counted(&store)) as usize
+            >= 800_usize.div_ceil(7) + expected.outcomes.len(),
+        "every repeated delivery was counted"
     );
     assert!(
         unready_while_down,

@@ -149,6 +149,9 @@ impl SinkWriter {
             // Offsets live in the database; Kafka commits are for lag monitoring.
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // The rebalance callback assigns and unassigns whole assignments
+            // (eager); a cooperative strategy from kafka.options would break it.
+            .set("partition.assignment.strategy", "range")
             .create_with_context(context)?;
         consumer.subscribe(&[
             &self.settings.impressions_topic,

@@ -102,9 +102,11 @@ impl Store {
         })
     }
 
-    /// How many transactions the sink writes at once ([`Batch::split`]): two on
-    /// PostgreSQL, where each connection is a server process of its own (measured
-    /// 1.5x on 2 cores, docs/benchmarks.md); one on SQLite, which has one writer.
+    /// Into how many parts per input the sink splits a batch ([`Batch::split`]),
+    /// all written at once: two on PostgreSQL, where each connection is a server
+    /// process of its own (measured 1.5x on 2 cores, docs/benchmarks.md), so up to
+    /// four transactions run together and `sink.pool_size` should be at least 4;
+    /// one on SQLite, which has one writer.
     pub fn parallel_writes(&self) -> i32 {
         match self {
             Store::Postgres(_) => 2,
@@ -182,8 +184,8 @@ pub struct OffsetReader {
 }
 
 impl OffsetReader {
-    /// Prepares the reader; it connects on first use, so a database that is down
-    /// at start-up is retried like any other outage.
+    /// Prepares the reader; it connects on first use (and again after a failure),
+    /// so an outage while partitions are assigned is retried like any other.
     pub fn open(url: &str) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

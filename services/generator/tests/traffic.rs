@@ -405,7 +405,15 @@ fn live_mode_uses_the_wall_clock_and_stops_with_its_duration() {
                 impression.event_time >= started.saturating_sub_millis(1000),
                 "{line}"
             );
-            assert!(impression.event_time <= finished, "{line}");
+            // The same slack as at the start: once the last impression is generated
+            // the run stops waiting and sends what it holds for out-of-order
+            // delivery, so the last event times can be a little ahead of `finished`
+            // (seen in CI on a loaded machine: 06:42:12.741 against a run that had
+            // returned just before).
+            assert!(
+                impression.event_time <= finished.saturating_add_millis(1000),
+                "{line}"
+            );
         }
     }
 }

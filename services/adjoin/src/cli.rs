@@ -59,6 +59,10 @@ pub enum Command {
     /// (`database.url`, PostgreSQL or SQLite) with per-minute rollups, its offsets
     /// in the same transactions. Stops cleanly on Ctrl-C or SIGTERM.
     Sink,
+    /// Compare the database (`database.url`) with a generator's truth file: distinct
+    /// impressions, each click's outcome, rollups against the facts and the truth's
+    /// per-minute totals. Prints the first differences of each kind; exits 1 on any.
+    Verify(crate::commands::verify::VerifyArgs),
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Ingest => commands::ingest::run(&cli),
         cli::Command::Join => commands::join::run(&cli),
         cli::Command::Sink => commands::sink::run(&cli),
+        cli::Command::Verify(args) => commands::verify::run(&cli, args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,3 +3,4 @@ pub mod generate;
 pub mod ingest;
 pub mod join;
 pub mod sink;
+pub mod verify;

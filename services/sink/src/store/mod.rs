@@ -4,6 +4,7 @@
 //! rollups increased by what was really inserted, and the batch's next offsets
 //! upserted into `adjoin_offsets`. The schema is in `docs/schema.md`.
 
+mod audit;
 mod error;
 mod postgres;
 mod sqlite;
@@ -19,6 +20,7 @@ use adjoin_shared::config::{redact_url, DatabaseConfig, DatabaseKind};
 
 use crate::batch::{Batch, Rejected};
 
+pub use audit::MinuteRow;
 pub use error::StoreError;
 
 /// What one batch did to the fact tables.

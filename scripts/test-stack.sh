@@ -14,6 +14,11 @@ set -euo pipefail
 
 TANSU_VERSION=0.6.0
 TANSU_FEATURES=dynostore,postgres
+# Tansu 0.6.0's memory storage answers a fetch from inside a record batch with the
+# batches after it, silently skipping the rest of that batch; every consumer that
+# resumes from a committed offset lands inside a batch. The tests run Tansu built
+# with this fix (docs/testing.md).
+TANSU_PATCH="$(cd "$(dirname "$0")" && pwd)/tansu/dynostore-fetch-inside-batch.patch"
 CARGO_FUZZ_VERSION=0.13.1
 
 log() { printf '[test-stack] %s\n' "$*" >&2; }
@@ -62,10 +67,15 @@ ensure_postgres() {
 # ~/.cargo/bin/tansu.
 tansu_bin() { echo "${TANSU_BIN:-$(cargo_bin)/tansu}"; }
 
+# Names the patch applied, so a Tansu built without it (or with an older one) is
+# rebuilt. TANSU_BIN, when set, is taken as it is.
+tansu_marker() { echo "$(tansu_bin).adjoin-$(sha256sum "$TANSU_PATCH" | cut -c1-16)"; }
+
 tansu_installed() {
     local bin
     bin="$(tansu_bin)"
-    [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$TANSU_VERSION"
+    [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$TANSU_VERSION" &&
+        { [ -n "${TANSU_BIN:-}" ] || [ -f "$(tansu_marker)" ]; }
 }
 
 ensure_tansu() {
@@ -73,10 +83,25 @@ ensure_tansu() {
         log "tansu $TANSU_VERSION is installed ($(tansu_bin))"
         return 0
     fi
-    log "installing tansu $TANSU_VERSION (features $TANSU_FEATURES); this takes 10-25 minutes on 2 cores"
+    log "installing tansu $TANSU_VERSION (features $TANSU_FEATURES) with $(basename "$TANSU_PATCH"); this takes 10-25 minutes on 2 cores"
+    local build
+    build="$(mktemp -d)"
+    # The published crates, as cargo install would fetch them, with the storage
+    # crate patched; every other dependency stays as tansu's Cargo.lock pins it.
+    for crate in tansu tansu-storage; do
+        curl -sSfL "https://static.crates.io/crates/$crate/$TANSU_VERSION/download" |
+            tar -xz -C "$build"
+    done
+    patch -d "$build/tansu-storage-$TANSU_VERSION" -p1 <"$TANSU_PATCH"
+    printf '\n[patch.crates-io]\ntansu-storage = { path = "../tansu-storage-%s" }\n' \
+        "$TANSU_VERSION" >>"$build/tansu-$TANSU_VERSION/Cargo.toml"
+    (cd "$build/tansu-$TANSU_VERSION" && cargo update --quiet -p tansu-storage)
     # Its own target directory, so it neither invalidates nor waits on the project's.
     CARGO_TARGET_DIR="${HOME}/.cache/adjoin/tansu-target" \
-        cargo install tansu --locked --version "$TANSU_VERSION" --features "$TANSU_FEATURES"
+        cargo install --locked --force --path "$build/tansu-$TANSU_VERSION" --features "$TANSU_FEATURES"
+    rm -rf "$build"
+    rm -f "$(tansu_bin)".adjoin-*
+    touch "$(tansu_marker)"
     tansu_installed || { log "tansu was installed but does not report version $TANSU_VERSION"; return 1; }
 }
 

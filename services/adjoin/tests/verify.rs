@@ -70,16 +70,22 @@ fn scenario() -> (Vec<Impression>, Vec<ClickOutcome>, Truth) {
             )
         });
     }
+    let truth = truth_of(&impressions, &outcomes);
+    (impressions, outcomes, truth)
+}
+
+/// The truth a correct pipeline implies for these impressions and click outcomes.
+fn truth_of(impressions: &[Impression], outcomes: &[ClickOutcome]) -> Truth {
     let mut minutes: BTreeMap<i64, MinuteTotals> = BTreeMap::new();
     let minute_of = |time: EventTime| time.as_millis() - time.as_millis().rem_euclid(60_000);
-    for shown in &impressions {
+    for shown in impressions {
         let minute = minutes
             .entry(minute_of(shown.event_time))
             .or_insert_with(|| MinuteTotals::new(minute_of(shown.event_time)));
         minute.impressions += 1;
         minute.impression_cost += shown.impression_cost;
     }
-    for outcome in &outcomes {
+    for outcome in outcomes {
         if let Some(matched) = &outcome.impression {
             let minute = minutes.get_mut(&minute_of(matched.event_time)).unwrap();
             minute.clicks += 1;
@@ -98,7 +104,7 @@ fn scenario() -> (Vec<Impression>, Vec<ClickOutcome>, Truth) {
             )
         })
         .collect();
-    let truth = Truth::new(
+    Truth::new(
         TruthSettings {
             seed: None,
             window: Duration::from_secs(900),
@@ -121,15 +127,27 @@ fn scenario() -> (Vec<Impression>, Vec<ClickOutcome>, Truth) {
         Totals::default(),
         minutes.into_values().collect(),
         click_outcomes,
-    );
-    (impressions, outcomes, truth)
+    )
 }
 
 /// Runs `adjoin verify` on the database; returns its exit success and output.
 fn verify(url: &str, truth: &std::path::Path, extra_env: &[(&str, String)]) -> (bool, String) {
+    verify_all(url, &[truth], extra_env)
+}
+
+/// Runs `adjoin verify` with one `--truth` per file.
+fn verify_all(
+    url: &str,
+    truths: &[&std::path::Path],
+    extra_env: &[(&str, String)],
+) -> (bool, String) {
+    let mut args = vec!["verify"];
+    for truth in truths {
+        args.extend(["--truth", truth.to_str().unwrap()]);
+    }
     let output = adjoin(
         &[("ADJOIN__DATABASE__URL".to_owned(), url.to_owned())],
-        &["verify", "--truth", truth.to_str().unwrap()],
+        &args,
         extra_env,
     )
     .output()
@@ -149,6 +167,27 @@ fn verify_passes_on_the_truth_and_names_every_kind_of_difference() {
     let truth_path = dir.path().join("truth.json");
     let (impressions, outcomes, truth) = scenario();
     truth.write(&truth_path).unwrap();
+    // The same traffic as two runs (a backlog, then live traffic), each with its
+    // own truth file.
+    let (first_path, second_path) = (
+        dir.path().join("first.json"),
+        dir.path().join("second.json"),
+    );
+    let in_first = |impression_id: &str| {
+        impressions[..20]
+            .iter()
+            .any(|shown| shown.impression_id == impression_id)
+    };
+    let (first_outcomes, second_outcomes): (Vec<ClickOutcome>, Vec<ClickOutcome>) = outcomes
+        .iter()
+        .cloned()
+        .partition(|outcome| in_first(&outcome.click.impression_id));
+    truth_of(&impressions[..20], &first_outcomes)
+        .write(&first_path)
+        .unwrap();
+    truth_of(&impressions[20..], &second_outcomes)
+        .write(&second_path)
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -178,6 +217,17 @@ fn verify_passes_on_the_truth_and_names_every_kind_of_difference() {
     let (passed, output) = verify(&url, &truth_path, &[]);
     assert!(passed, "{output}");
     assert!(output.contains("no differences"), "{output}");
+    let (passed, output) = verify_all(&url, &[&first_path, &second_path], &[]);
+    assert!(
+        passed,
+        "both runs' truths together are the whole truth:\n{output}"
+    );
+    let (passed, output) = verify_all(&url, &[&first_path], &[]);
+    assert!(!passed, "the first run's truth alone is not:\n{output}");
+    assert!(
+        output.contains("click not in the truth: 5 difference"),
+        "{output}"
+    );
     let (passed, output) = verify(
         &url,
         &truth_path,

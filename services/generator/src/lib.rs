@@ -233,7 +233,7 @@ fn generate(
         truth_path_opt: args.truth.clone(),
         ..Summary::default()
     };
-    let mut progress = Progress::new(args.count);
+    let mut progress = Progress::new(args.count, !args.quiet);
     let mut traffic = Traffic::new(settings);
     while let Some(record) = traffic.next() {
         if stop.load(Ordering::Relaxed) {

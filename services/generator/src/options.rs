@@ -76,6 +76,9 @@ pub struct GenerateArgs {
     /// instead of generating; repeat for several files.
     #[arg(long = "from-file", value_name = "PATH.jsonl", conflicts_with_all = ["start", "count", "duration", "seed", "out_dir", "truth"])]
     pub from_file: Vec<PathBuf>,
+    /// No progress bar or progress lines (`adjoin demo` prints its own summary).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 fn parse_time(text: &str) -> Result<EventTime, String> {

@@ -13,14 +13,16 @@ pub struct Progress {
     num_records: u64,
     num_impressions: u64,
     num_clicks: u64,
+    visible: bool,
 }
 
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
-    /// `expected_impressions_opt` sizes the bar when the run has a count.
-    pub fn new(expected_impressions_opt: Option<u64>) -> Self {
-        let bar_opt = std::io::stderr().is_terminal().then(|| {
+    /// `expected_impressions_opt` sizes the bar when the run has a count; an
+    /// invisible progress only counts.
+    pub fn new(expected_impressions_opt: Option<u64>, visible: bool) -> Self {
+        let bar_opt = (visible && std::io::stderr().is_terminal()).then(|| {
             let bar = match expected_impressions_opt {
                 Some(total) => ProgressBar::new(total),
                 None => ProgressBar::new_spinner(),
@@ -45,6 +47,7 @@ impl Progress {
             num_records: 0,
             num_impressions: 0,
             num_clicks: 0,
+            visible,
         }
     }
 
@@ -52,6 +55,9 @@ impl Progress {
         self.num_records += 1;
         self.num_impressions += u64::from(is_impression);
         self.num_clicks += u64::from(is_click);
+        if !self.visible {
+            return;
+        }
         // The bar redraws on its own; a plain line waits for its five seconds.
         if self.bar_opt.is_some() && self.num_records % 1024 != 0 {
             return;

@@ -7,6 +7,7 @@
 
 mod actor;
 mod health;
+pub mod scrape;
 mod server;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -46,6 +46,12 @@ impl TestDatabase {
         &self.url
     }
 
+    /// The server's URL this database was created from, for admin work on it
+    /// (terminating its connections, say).
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

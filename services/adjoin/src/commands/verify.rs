@@ -20,9 +20,11 @@ use crate::cli::Cli;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The truth file `adjoin generate --truth FILE` wrote.
-    #[arg(long, value_name = "FILE")]
-    pub truth: PathBuf,
+    /// The truth file `adjoin generate --truth FILE` wrote. Repeat it for runs
+    /// written one after the other (a backlog, then live traffic): their truths
+    /// are combined.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub truth: Vec<PathBuf>,
     /// How many differences of each kind to print.
     #[arg(long, default_value_t = 5)]
     pub show: usize,
@@ -42,7 +44,19 @@ pub type Differences = BTreeMap<&'static str, Vec<String>>;
 
 pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
-    let truth = Truth::read(&args.truth)?;
+    let mut truths = args.truth.iter();
+    let first = truths.next().context("no --truth file given")?;
+    let mut truth = Truth::read(first)?;
+    for path in truths {
+        truth = truth
+            .merge(Truth::read(path)?)
+            .with_context(|| format!("combining {} with the truths before it", path.display()))?;
+    }
+    let truth_names: Vec<String> = args
+        .truth
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
     let url = config.database.url.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -59,7 +73,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
     println!(
         "verify {} against {}: {} impressions, {} clicks, {} minutes",
         redact_url(&url),
-        args.truth.display(),
+        truth_names.join(" + "),
         observed.impression_ids.len(),
         observed.clicks.len(),
         observed.minutes.len()

@@ -35,6 +35,15 @@ impl Store {
         })
     }
 
+    /// Stored clicks by outcome, e.g. `[("matched", 980), ("late", 3)]`.
+    pub async fn outcome_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let query = "SELECT outcome, count(*) FROM clicks GROUP BY outcome ORDER BY outcome";
+        Ok(match self {
+            Store::Postgres(pool) => sqlx::query_as(query).fetch_all(pool).await?,
+            Store::Sqlite(pool) => sqlx::query_as(query).fetch_all(pool).await?,
+        })
+    }
+
     /// Per rollup, the rows that differ from the same aggregate recomputed from the
     /// fact tables (`services/sink/sql/*/check_rollups.sql`); all 0 when exact.
     pub async fn rollup_mismatches(&self) -> Result<Vec<(String, i64)>, StoreError> {

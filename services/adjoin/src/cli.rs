@@ -42,6 +42,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole pipeline in one process with generated traffic and a live
+    /// summary: on the embedded mock cluster unless kafka.brokers is set, into
+    /// database.url (default: the SQLite file adjoin.db). Ctrl-C stops it cleanly.
+    Demo(crate::commands::demo::DemoArgs),
     /// Print the effective configuration (defaults, file and environment merged),
     /// with secrets redacted.
     Config(ConfigArgs),

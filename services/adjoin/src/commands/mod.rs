@@ -1,4 +1,5 @@
 pub mod config;
+pub mod demo;
 pub mod generate;
 pub mod ingest;
 pub mod join;

@@ -79,6 +79,7 @@ impl JoinConsumerContext {
             let _ =
                 list.add_partition_offset(self.topic(*side), partition, Offset::Offset(*offset));
         }
+        tracing::debug!(shard = partition, ?offsets, ?mode, "committing");
         // Counted in `commit_callback`, which librdkafka calls for every commit
         // with the broker's answer.
         if let Err(error) = consumer.commit(&list, mode) {
@@ -101,7 +102,8 @@ fn partitions(list: &TopicPartitionList) -> Vec<i32> {
 impl ClientContext for JoinConsumerContext {}
 
 impl ConsumerContext for JoinConsumerContext {
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        tracing::debug!(?result, offsets = ?offsets.to_topic_map(), "commit answered");
         let event = match &result {
             Ok(()) => "ok",
             // Nothing was stored since the last commit: not a failure.

@@ -63,6 +63,11 @@ pub enum Command {
     /// (`database.url`, PostgreSQL or SQLite) with per-minute rollups, its offsets
     /// in the same transactions. Stops cleanly on Ctrl-C or SIGTERM.
     Sink,
+    /// Watch every actor of the running services live: messages/s, mailbox depth,
+    /// handler time, restarts and, for join shards, state size and watermark lag.
+    /// Reads the metrics endpoints given with --endpoint (default: every service's
+    /// port on 127.0.0.1). Keys: s changes the sort column, q quits.
+    Top(crate::commands::top::TopArgs),
     /// Compare the database (`database.url`) with a generator's truth file: distinct
     /// impressions, each click's outcome, rollups against the facts and the truth's
     /// per-minute totals. Prints the first differences of each kind; exits 1 on any.

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Ingest => commands::ingest::run(&cli),
         cli::Command::Join => commands::join::run(&cli),
         cli::Command::Sink => commands::sink::run(&cli),
+        cli::Command::Top(args) => commands::top::run(&cli, args),
         cli::Command::Verify(args) => commands::verify::run(&cli, args),
     };
     match outcome {

@@ -7,6 +7,7 @@
 
 mod actor;
 mod health;
+mod http;
 pub mod scrape;
 mod server;
 
@@ -20,6 +21,7 @@ use prometheus_client::registry::{Metric, Registry};
 
 pub use actor::{ActorMetrics, HandlerTimer};
 pub use health::{Health, ReadinessCheck, ReadinessReport};
+pub use http::{http_get, HttpReply};
 pub use server::{MetricsServer, MetricsServerError};
 
 use actor::ActorFamilies;

@@ -6,12 +6,11 @@
 //! Failures panic with a message saying how to fix the environment: a system test
 //! that cannot reach its stack fails, it is never skipped.
 
-mod http;
 mod postgres;
 mod tansu;
 mod topics;
 
-pub use http::{http_get, HttpReply};
+pub use crate::metrics::{http_get, HttpReply};
 pub use postgres::TestDatabase;
 pub use tansu::Tansu;
 pub use topics::{embedded_endpoint, read_until, Written};

@@ -4,4 +4,5 @@ pub mod generate;
 pub mod ingest;
 pub mod join;
 pub mod sink;
+pub mod top;
 pub mod verify;

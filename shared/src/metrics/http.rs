@@ -10,8 +10,9 @@ pub struct HttpReply {
     pub body: String,
 }
 
-/// Sends `GET path` over HTTP/1.0 and reads the whole reply. Enough for probing
-/// `/metrics` and health endpoints without an HTTP client dependency.
+/// Sends `GET path` over HTTP/1.0 and reads the whole reply. Enough for reading
+/// `/metrics` and health endpoints (`adjoin top`, tests) without an HTTP client
+/// dependency.
 pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpReply> {
     let mut stream = TcpStream::connect(addr).await?;
     let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");

@@ -9,3 +9,5 @@ scripts/test-stack.sh up
 cargo test --workspace --locked "$@"
 # The sink's SQL on its own, against PostgreSQL and SQLite (psql and python3).
 services/sink/sql/check.sh
+# The Grafana dashboard against the documented metrics, and the Prometheus config.
+python3 deploy/grafana/check_dashboard.py

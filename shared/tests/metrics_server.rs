@@ -46,6 +46,15 @@ async fn serves_a_counter_and_actor_series() {
         body.contains("adjoin_actor_handler_duration_seconds_count"),
         "{body}"
     );
+    // Restart series exist at 0 before any restart, for dashboards' increase().
+    for reason in ["panic", "error"] {
+        assert!(
+            body.contains(&format!(
+                r#"adjoin_actor_restarts_total{{service="ingest",actor="impressions_consumer",reason="{reason}"}} 0"#
+            )),
+            "{body}"
+        );
+    }
     assert!(body.contains(r#"adjoin_build_info{version=""#), "{body}");
     assert!(
         body.trim_end().ends_with("# EOF"),

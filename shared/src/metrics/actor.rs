@@ -91,7 +91,7 @@ impl ActorMetrics {
             service: service.to_owned(),
             actor: actor.to_owned(),
         };
-        Self {
+        let metrics = Self {
             service: service.to_owned(),
             actor: actor.to_owned(),
             mailbox_depth: families.mailbox_depth.get_or_create(&labels).clone(),
@@ -99,7 +99,13 @@ impl ActorMetrics {
             handler_seconds: families.handler_seconds.get_or_create(&labels).clone(),
             blocked_seconds: families.blocked_seconds.get_or_create(&labels).clone(),
             restarts: families.restarts.clone(),
+        };
+        // Restart series exist from the start at 0, so `increase()` on a
+        // dashboard sees the first restart rather than a series appearing at 1.
+        for reason in ["panic", "error"] {
+            metrics.restart_counter(reason);
         }
+        metrics
     }
 
     pub fn service(&self) -> &str {

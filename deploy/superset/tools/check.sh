@@ -2,10 +2,14 @@
 # End-to-end check of the Superset provisioning, against a throw-away PostgreSQL
 # database and a throw-away Superset metadata database:
 #
-#   1. creates database $CHECK_DB, applies the sink's migration and tools/sample_data.sql;
+#   1. creates database $CHECK_DB, applies the sink's migration and fills it: with
+#      ADJOIN_BIN set (the adjoin binary), through the real pipeline (`adjoin demo`
+#      into that database), else with tools/sample_data.sql (rollup rows only);
 #   2. runs provision.sh twice (the second run must converge, not duplicate);
 #   3. starts Superset on $CHECK_PORT and asks every chart's data endpoint for rows
 #      (tools/check_charts.py);
+#      with pipeline data, also compares the headline numbers with SQL over the
+#      fact tables (tools/check_totals.py);
 #   4. if Chromium and npm playwright-core are there, renders the dashboard and checks
 #      every chart draws and sends its saved query (tools/check_render.cjs);
 #   5. stops Superset and drops the database (CHECK_KEEP=1 keeps both).
@@ -47,9 +51,20 @@ trap cleanup EXIT
 
 step "scratch database $CHECK_DB"
 psql -q -d postgres -c "DROP DATABASE IF EXISTS $CHECK_DB" -c "CREATE DATABASE $CHECK_DB"
-psql -q -v ON_ERROR_STOP=1 -d "$CHECK_DB" -f "$REPO/services/sink/migrations/postgres/0001_schema.sql"
-psql -q -v ON_ERROR_STOP=1 -d "$CHECK_DB" -f "$HERE/tools/sample_data.sql"
 URL="postgres://$PGUSER@$PGHOST:$PGPORT/$CHECK_DB"
+if [[ -n "${ADJOIN_BIN:-}" ]]; then
+    # Through the real pipeline: the demo (generator, ingest, join, sink on the
+    # embedded mock cluster) writing into the scratch database.
+    step "filling $CHECK_DB through the pipeline: adjoin demo for ${CHECK_FILL_SECONDS:-45}s"
+    env -u ADJOIN_CONFIG ADJOIN__DATABASE__URL="$URL" \
+        ADJOIN__METRICS__LISTEN="127.0.0.1:${CHECK_DEMO_PORT:-9398}" RUST_LOG=warn \
+        "$ADJOIN_BIN" demo --rate 300 --every 15s --duration "${CHECK_FILL_SECONDS:-45}s"
+    FACTS=1
+else
+    psql -q -v ON_ERROR_STOP=1 -d "$CHECK_DB" -f "$REPO/services/sink/migrations/postgres/0001_schema.sql"
+    psql -q -v ON_ERROR_STOP=1 -d "$CHECK_DB" -f "$HERE/tools/sample_data.sql"
+    FACTS=
+fi
 
 step "provision.sh (first run)"
 t0=$SECONDS
@@ -82,6 +97,11 @@ done
 
 step "chart data endpoints"
 result "$SUPERSET_VENV/bin/python" "$HERE/tools/check_charts.py" "http://127.0.0.1:$CHECK_PORT"
+
+if [[ -n "$FACTS" ]]; then
+    step "headline numbers against SQL over the fact tables"
+    result "$SUPERSET_VENV/bin/python" "$HERE/tools/check_totals.py" "http://127.0.0.1:$CHECK_PORT" "$URL"
+fi
 
 step "rendering"
 NODE_MODULES=${PLAYWRIGHT_NODE_MODULES:-}

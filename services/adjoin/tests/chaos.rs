@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use adjoin_generator::truth::Truth;
 use adjoin_shared::metrics::scrape::Scrape;
-use adjoin_shared::testing::{http_get, unique_name, Tansu, TestDatabase};
+use adjoin_shared::testing::{http_get, terminate_connections, unique_name, Tansu, TestDatabase};
 
 use common::{adjoin, free_addr, start_service, stop_gracefully, wait_ready};
 
@@ -180,21 +180,6 @@ fn kill(process: &mut Process) -> Instant {
     Instant::now()
 }
 
-async fn terminate_connections(admin_url: &str, database: &str) -> i64 {
-    use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    let terminated: i64 = sqlx::query_scalar(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(database)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
-    let _ = admin.close().await;
-    terminated
-}
-
 async fn stored_counts(url: &str) -> (i64, i64) {
     use sqlx::Connection;
     let Ok(mut connection) = sqlx::PgConnection::connect(url).await else {
@@ -248,7 +233,6 @@ fn the_pipeline_survives_kills_panics_and_outages_and_verify_finds_no_difference
         .build()
         .unwrap();
     let database = runtime.block_on(TestDatabase::create());
-    let admin_url = database.admin_url().to_owned();
     let env = environment(&tansu, database.url());
     let logs = tempfile::tempdir().unwrap();
     let services = Services {
@@ -406,7 +390,7 @@ fn the_pipeline_survives_kills_panics_and_outages_and_verify_finds_no_difference
     let commits_before = metric(&sink_2, "adjoin_sink_commit_seconds_count");
     let retries_before = metric(&sink_2, "adjoin_sink_retries_total");
     let terminated_at = Instant::now();
-    let terminated = runtime.block_on(terminate_connections(&admin_url, database.name()));
+    let terminated = runtime.block_on(terminate_connections(database.url(), database.name()));
     let took = wait_for(
         "the sink after its connections went",
         terminated_at,

@@ -12,28 +12,12 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, PgConnection};
-
 use adjoin_shared::metrics::{Health, Metrics};
-use adjoin_shared::testing::{embedded_endpoint, TestDatabase};
+use adjoin_shared::testing::{embedded_endpoint, terminate_connections, TestDatabase};
 use adjoin_sink::store::Store;
 use adjoin_sink::SinkService;
 
 use common::*;
-
-async fn terminate_connections(url: &str, database: &str) -> i64 {
-    let mut admin = PgConnection::connect(url).await.unwrap();
-    let terminated: i64 = sqlx::query_scalar(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(database)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
-    let _ = admin.close().await;
-    terminated
-}
 
 /// Runs `pg_ctlcluster ACTION` on the local cluster (the newest version installed).
 fn local_cluster(action: &str) {

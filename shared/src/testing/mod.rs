@@ -11,7 +11,7 @@ mod tansu;
 mod topics;
 
 pub use crate::metrics::{http_get, HttpReply};
-pub use postgres::TestDatabase;
+pub use postgres::{terminate_connections, TestDatabase};
 pub use tansu::Tansu;
 pub use topics::{embedded_endpoint, read_until, Written};
 
@@ -33,14 +33,5 @@ pub fn unique_name(prefix: &str) -> String {
 /// Sums the samples of a metric in a Prometheus text exposition whose labels
 /// include all of `labels` (0 when there is none).
 pub fn metric(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
-        .filter(|line| {
-            labels
-                .iter()
-                .all(|(label, value)| line.contains(&format!("{label}=\"{value}\"")))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    crate::metrics::scrape::Scrape::parse(exposition).sum(name, labels)
 }

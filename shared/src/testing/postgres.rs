@@ -4,6 +4,22 @@ use sqlx::{Connection, Executor, PgConnection};
 /// auth, as `scripts/test-stack.sh` sets it up.
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// Terminates every other connection to `database` (`pg_terminate_backend`), as
+/// an administrator or a failover would; returns how many there were.
+pub async fn terminate_connections(url: &str, database: &str) -> i64 {
+    let mut admin = PgConnection::connect(url).await.unwrap();
+    let terminated: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    let _ = admin.close().await;
+    terminated
+}
+
 /// A PostgreSQL database created for one test and dropped when the value is.
 pub struct TestDatabase {
     name: String,
@@ -44,12 +60,6 @@ impl TestDatabase {
 
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// The server's URL this database was created from, for admin work on it
-    /// (terminating its connections, say).
-    pub fn admin_url(&self) -> &str {
-        &self.admin_url
     }
 
     pub fn name(&self) -> &str {

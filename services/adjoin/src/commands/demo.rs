@@ -244,16 +244,12 @@ impl Summary {
     async fn print(&mut self, metrics: &Metrics, elapsed: Duration) {
         let scrape = Scrape::parse(&metrics.encode());
         let seconds = self.previous_at.elapsed().as_secs_f64().max(1e-3);
-        let rate = |name: &str, filter: &[(&str, &str)], scrape: &Scrape, previous: &Scrape| {
+        let previous = &self.previous;
+        let rate = |name: &str, filter: &[(&str, &str)]| {
             (scrape.sum(name, filter) - previous.sum(name, filter)).max(0.0) / seconds
         };
-        let records_in = rate("adjoin_ingest_records_total", &[], &scrape, &self.previous);
-        let rows_out = rate(
-            "adjoin_sink_rows_total",
-            &[("result", "inserted")],
-            &scrape,
-            &self.previous,
-        );
+        let records_in = rate("adjoin_ingest_records_total", &[]);
+        let rows_out = rate("adjoin_sink_rows_total", &[("result", "inserted")]);
         let waiting = scrape.sum("adjoin_join_waiting_clicks", &[]);
         let duplicates = scrape.sum("adjoin_join_duplicates_total", &[]);
         let dead_letters = scrape.sum("adjoin_ingest_dead_letters_total", &[])

@@ -4,7 +4,7 @@
 //! dashboards show. No colour is needed to read it: the sort column is marked in
 //! the header.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -107,16 +107,16 @@ pub fn actor_rows(
     scrape: &Scrape,
     previous_opt: Option<(&Scrape, Duration)>,
 ) -> Vec<ActorRow> {
-    let mut actors: BTreeMap<(String, String), ()> = BTreeMap::new();
+    let mut actors: BTreeSet<(String, String)> = BTreeSet::new();
     for sample in &scrape.samples {
         if sample.name.starts_with("adjoin_actor_") {
             if let (Some(service), Some(actor)) = (sample.label("service"), sample.label("actor")) {
-                actors.insert((service.to_owned(), actor.to_owned()), ());
+                actors.insert((service.to_owned(), actor.to_owned()));
             }
         }
     }
     actors
-        .into_keys()
+        .into_iter()
         .map(|(service, actor)| {
             let filter = [("service", service.as_str()), ("actor", actor.as_str())];
             let handled = "adjoin_actor_messages_handled_total";
@@ -186,6 +186,7 @@ pub fn sort_rows(rows: &mut [ActorRow], sort: SortBy) {
 }
 
 /// Everything one frame shows.
+#[derive(Clone, Copy)]
 pub struct View<'a> {
     pub rows: &'a [ActorRow],
     pub sort: SortBy,
@@ -380,7 +381,7 @@ pub fn run(cli: &Cli, args: &TopArgs) -> anyhow::Result<()> {
         print!(
             "{}",
             render_text(
-                &View {
+                View {
                     rows: &rows,
                     sort: args.sort,
                     unreachable: &unreachable,
@@ -441,26 +442,27 @@ fn live(
 }
 
 /// Renders a frame into text lines `width` columns wide, trailing blanks trimmed.
-pub fn render_text(view: &View<'_>, width: u16) -> String {
+pub fn render_text(view: View<'_>, width: u16) -> String {
     let height = u16::try_from(view.rows.len() + 3).unwrap_or(u16::MAX);
     let area = Rect::new(0, 0, width, height);
     let mut buffer = Buffer::empty(area);
-    View {
-        rows: view.rows,
-        sort: view.sort,
-        unreachable: view.unreachable,
-        num_endpoints: view.num_endpoints,
-    }
-    .render(area, &mut buffer);
-    let mut text = String::new();
-    for y in 0..height {
-        let line: String = (0..width)
-            .map(|x| buffer[(x, y)].symbol().to_owned())
-            .collect();
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
+    view.render(area, &mut buffer);
+    let mut text = buffer_lines(&buffer).join("\n");
+    text.push('\n');
     text
+}
+
+/// A rendered buffer as text, one line per row, trailing blanks trimmed.
+fn buffer_lines(buffer: &Buffer) -> Vec<String> {
+    (0..buffer.area.height)
+        .map(|y| {
+            (0..buffer.area.width)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+                .trim_end()
+                .to_owned()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -556,29 +558,17 @@ adjoin_actor_mailbox_depth{service="sink",actor="writer"} 0
         let unreachable = vec![("127.0.0.1:9301".to_owned(), "connection refused".to_owned())];
         let backend = TestBackend::new(130, 8);
         let mut terminal = Terminal::new(backend).unwrap();
+        let view = View {
+            rows: &rows,
+            sort: SortBy::Mailbox,
+            unreachable: &unreachable,
+            num_endpoints: 3,
+        };
         terminal
-            .draw(|frame| {
-                frame.render_widget(
-                    View {
-                        rows: &rows,
-                        sort: SortBy::Mailbox,
-                        unreachable: &unreachable,
-                        num_endpoints: 3,
-                    },
-                    frame.area(),
-                )
-            })
+            .draw(|frame| frame.render_widget(view, frame.area()))
             .unwrap();
         let buffer = terminal.backend().buffer().clone();
-        let lines: Vec<String> = (0..buffer.area.height)
-            .map(|y| {
-                (0..buffer.area.width)
-                    .map(|x| buffer[(x, y)].symbol().to_owned())
-                    .collect::<String>()
-                    .trim_end()
-                    .to_owned()
-            })
-            .collect();
+        let lines = buffer_lines(&buffer);
         let text = lines.join("\n");
         assert!(
             text.contains("3 actors on 3 endpoint(s), sorted by Mailbox"),
@@ -615,18 +605,7 @@ adjoin_actor_mailbox_depth{service="sink",actor="writer"} 0
             assert_eq!(cell.bg, Color::Reset, "no colour: {text}");
         }
         assert_eq!(
-            render_text(
-                &View {
-                    rows: &rows,
-                    sort: SortBy::Mailbox,
-                    unreachable: &unreachable,
-                    num_endpoints: 3
-                },
-                130,
-            )
-            .lines()
-            .nth(3)
-            .map(str::to_owned),
+            render_text(view, 130).lines().nth(3).map(str::to_owned),
             Some(lines[3].clone()),
             "--once prints the same frame"
         );

@@ -10,8 +10,8 @@ returns no rows.
 
 import json
 import sys
-import urllib.error
-import urllib.request
+
+from superset_api import call as api_call, login
 
 BASE = sys.argv[1].rstrip("/") if len(sys.argv) > 1 else "http://127.0.0.1:8088"
 USER = sys.argv[2] if len(sys.argv) > 2 else "admin"
@@ -21,31 +21,13 @@ EXPECTED_CHARTS = 21
 
 
 def call(path, token=None, body=None):
-    headers = {"Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(BASE + path, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, json.load(resp)
-    except urllib.error.HTTPError as ex:
-        try:
-            return ex.code, json.load(ex)
-        except ValueError:
-            return ex.code, {"message": ex.reason}
+    return api_call(BASE, path, token, body)
 
 
 def main() -> int:
-    status, login = call("/api/v1/security/login", body={
-        "username": USER, "password": PASSWORD, "provider": "db", "refresh": False})
-    if status != 200:
-        print(f"login failed: HTTP {status} {login}")
+    token = login(BASE, USER, PASSWORD)
+    if token is None:
         return 1
-    token = login["access_token"]
 
     status, charts = call(f"/api/v1/dashboard/{DASHBOARD}/charts", token)
     if status != 200:

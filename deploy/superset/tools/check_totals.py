@@ -11,12 +11,11 @@ facts, a chart on the wrong column or a bad metric expression shows up here.
 Run with the Superset venv's python (it has psycopg2). Exits 1 on any difference.
 """
 
-import json
 import sys
-import urllib.error
-import urllib.request
 
 import psycopg2
+
+from superset_api import call as api_call, login
 
 BASE = sys.argv[1].rstrip("/")
 DATABASE_URL = sys.argv[2]
@@ -41,28 +40,13 @@ EXPECTED = {
 
 
 def call(path, token=None, body=None):
-    headers = {"Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(BASE + path, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as reply:
-            return reply.status, json.load(reply)
-    except urllib.error.HTTPError as error:
-        return error.code, {"message": error.reason}
+    return api_call(BASE, path, token, body)
 
 
 def main() -> int:
-    status, login = call("/api/v1/security/login", body={
-        "username": USER, "password": PASSWORD, "provider": "db", "refresh": False})
-    if status != 200:
-        print(f"login failed: HTTP {status} {login}")
+    token = login(BASE, USER, PASSWORD)
+    if token is None:
         return 1
-    token = login["access_token"]
     status, charts = call("/api/v1/dashboard/adjoin/charts", token)
     if status != 200:
         print(f"dashboard: HTTP {status} {charts}")

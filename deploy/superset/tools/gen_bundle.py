@@ -128,6 +128,17 @@ RATIOS = [
     ("cpi", FLOAT, "CPI of the row", "impression_cost / impressions of this row only."),
 ]
 
+# The measures of the per-ad and per-dimension views (bigint counts, numeric(24,6)
+# costs), each row's own ratios after them.
+BREAKDOWN_KPIS = [
+    ("impressions", BIGINT, None, None),
+    ("clicks", BIGINT, None, None),
+    ("impression_cost", NUM6, None, None),
+    ("click_cost", NUM6, None, None),
+    ("total_cost", NUM, None, None),
+    *RATIOS,
+]
+
 DATASETS = {
     "kpis_minute": {
         "uuid": "edefd02f-6de7-4a7c-8060-9a422547d3b6",
@@ -150,12 +161,7 @@ DATASETS = {
             MINUTE,
             ("ad_id", TEXT, "Ad", None),
             ("ad_category", TEXT, "Category", None),
-            ("impressions", BIGINT, None, None),
-            ("clicks", BIGINT, None, None),
-            ("impression_cost", NUM6, None, None),
-            ("click_cost", NUM6, None, None),
-            ("total_cost", NUM, None, None),
-            *RATIOS,
+            *BREAKDOWN_KPIS,
         ],
         "metrics": KPI_METRICS,
     },
@@ -168,12 +174,7 @@ DATASETS = {
             MINUTE,
             ("dimension", TEXT, "Dimension", None),
             ("value", TEXT, "Value", None),
-            ("impressions", BIGINT, None, None),
-            ("clicks", BIGINT, None, None),
-            ("impression_cost", NUM6, None, None),
-            ("click_cost", NUM6, None, None),
-            ("total_cost", NUM, None, None),
-            *RATIOS,
+            *BREAKDOWN_KPIS,
         ],
         "metrics": KPI_METRICS,
     },

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The services adjoin's tests need, installed and started idempotently.
 #
-#   scripts/test-stack.sh install   PostgreSQL running, Tansu and cargo-fuzz installed
+#   scripts/test-stack.sh install   PostgreSQL running, Tansu and cargo-fuzz installed,
+#                                   and the dashboard check's tools (below)
 #   scripts/test-stack.sh up        PostgreSQL running; fails if Tansu is missing
 #   scripts/test-stack.sh tansu     run a Tansu broker in the foreground (memory storage)
 #                                   on TANSU_PORT (default 19092), for trying things by hand
@@ -10,6 +11,11 @@
 # it is down, installed with apt only where it is missing). Tests create and drop a
 # throwaway database each. Tansu is started per system test by the test itself, on a
 # free port, and stopped at the end.
+#
+# The Superset dashboard check (deploy/superset/tools/check.sh) needs Apache Superset
+# in a venv (SUPERSET_VENV, default ~/.cache/adjoin/superset-venv), Debian's Chromium
+# and npm playwright-core (PLAYWRIGHT_NODE_MODULES, default
+# ~/.cache/adjoin/playwright/node_modules): scripts/cache-paths.sh.
 set -euo pipefail
 
 TANSU_VERSION=0.6.0
@@ -20,6 +26,9 @@ TANSU_FEATURES=dynostore,postgres
 # with this fix (docs/testing.md).
 TANSU_PATCH="$(cd "$(dirname "$0")" && pwd)/tansu/dynostore-fetch-inside-batch.patch"
 CARGO_FUZZ_VERSION=0.13.1
+PLAYWRIGHT_VERSION=1.65.1
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+. "$REPO/scripts/cache-paths.sh"
 
 log() { printf '[test-stack] %s\n' "$*" >&2; }
 
@@ -115,6 +124,34 @@ ensure_cargo_fuzz() {
         cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 }
 
+ensure_dashboard_tools() {
+    # provision.sh skips the install when the venv already has Superset.
+    "$REPO/deploy/superset/provision.sh" --install
+    if [ -x /usr/bin/chromium ]; then
+        log "chromium is installed"
+    else
+        log "installing chromium with apt (headless rendering of the dashboard)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq chromium >/dev/null
+    fi
+    local installed
+    installed=$(node -p "require('$PLAYWRIGHT_NODE_MODULES/playwright-core/package.json').version" 2>/dev/null || true)
+    if [ "$installed" = "$PLAYWRIGHT_VERSION" ]; then
+        log "playwright-core $PLAYWRIGHT_VERSION is installed ($PLAYWRIGHT_NODE_MODULES)"
+    else
+        log "installing playwright-core $PLAYWRIGHT_VERSION with npm into $(dirname "$PLAYWRIGHT_NODE_MODULES")"
+        mkdir -p "$(dirname "$PLAYWRIGHT_NODE_MODULES")"
+        npm install --silent --no-audit --no-fund --prefix "$(dirname "$PLAYWRIGHT_NODE_MODULES")" \
+            "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+    fi
+}
+
+dashboard_tools_installed() {
+    [ -x "$SUPERSET_VENV/bin/superset" ] && [ -x /usr/bin/chromium ] &&
+        [ -f "$PLAYWRIGHT_NODE_MODULES/playwright-core/package.json" ]
+}
+
 run_tansu() {
     tansu_installed || { log "tansu is missing: run scripts/test-stack.sh install"; return 1; }
     local url="tcp://127.0.0.1:${TANSU_PORT:-19092}"
@@ -128,10 +165,13 @@ case "${1:-up}" in
         ensure_postgres
         ensure_tansu
         ensure_cargo_fuzz
+        ensure_dashboard_tools
         ;;
     up)
         ensure_postgres
         tansu_installed || { log "tansu is missing: run scripts/test-stack.sh install"; exit 1; }
+        dashboard_tools_installed ||
+            { log "the dashboard check's tools are missing: run scripts/test-stack.sh install"; exit 1; }
         ;;
     tansu) run_tansu ;;
     *)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: brings up the test stack, then runs every test in the workspace
 # (unit, property, integration against PostgreSQL and the mock cluster, and system
-# tests against a Tansu broker process), then the sink's SQL checks. Extra arguments
-# go to `cargo test`.
+# tests against a Tansu broker process), then the sink's SQL checks and the
+# dashboards' checks. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-stack.sh up
@@ -11,3 +11,11 @@ cargo test --workspace --locked "$@"
 services/sink/sql/check.sh
 # The Grafana dashboard against the documented metrics, and the Prometheus config.
 python3 deploy/grafana/check_dashboard.py
+# The Superset dashboard end to end: the demo fills a scratch PostgreSQL database
+# through the real pipeline (the adjoin binary cargo test built), Superset is
+# provisioned from nothing, every chart's data is compared with the facts and every
+# chart must render in headless Chromium.
+. scripts/cache-paths.sh
+ADJOIN_BIN="${CARGO_TARGET_DIR:-target}/debug/adjoin" CHECK_REQUIRE_RENDER=1 \
+    CHECK_SCREENSHOT="${CARGO_TARGET_DIR:-target}/superset-dashboard.png" \
+    deploy/superset/tools/check.sh

@@ -3,6 +3,7 @@
 # after changing the bundle or the database URL and it converges.
 #
 #   deploy/superset/provision.sh DATABASE_URL
+#   deploy/superset/provision.sh --install    only the venv (step 1), e.g. for CI caches
 #
 # DATABASE_URL is the sink's PostgreSQL database, e.g.
 #   postgres://adjoin:adjoin@127.0.0.1:5432/adjoin
@@ -29,14 +30,16 @@ die() { printf 'provision.sh: error: %s\n' "$*" >&2; exit 1; }
 flag() { case "${!1:-}" in 1|true|TRUE|yes|on) return 0 ;; *) return 1 ;; esac; }
 
 if [[ $# -ne 1 || "$1" == -h || "$1" == --help ]]; then
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 fi
 DATABASE_URL=$1
+INSTALL_ONLY= SQLALCHEMY_URI=
+[[ "$DATABASE_URL" == --install ]] && INSTALL_ONLY=1
 
 # --- settings ------------------------------------------------------------------------
 
-case "$DATABASE_URL" in
+[[ -n "$INSTALL_ONLY" ]] || case "$DATABASE_URL" in
     postgres://*) SQLALCHEMY_URI="postgresql+psycopg2://${DATABASE_URL#postgres://}" ;;
     postgresql://*) SQLALCHEMY_URI="postgresql+psycopg2://${DATABASE_URL#postgresql://}" ;;
     postgresql+psycopg2://*) SQLALCHEMY_URI=$DATABASE_URL ;;
@@ -45,7 +48,7 @@ esac
 # libpq's form of the same URL, for the reachability check.
 LIBPQ_URL="postgresql://${SQLALCHEMY_URI#postgresql+psycopg2://}"
 
-if [[ -z "${SUPERSET_SECRET_KEY:-}" ]] && ! flag SUPERSET_DEV; then
+if [[ -z "$INSTALL_ONLY" && -z "${SUPERSET_SECRET_KEY:-}" ]] && ! flag SUPERSET_DEV; then
     die "SUPERSET_SECRET_KEY is not set.
   Production: export SUPERSET_SECRET_KEY=\"\$(openssl rand -base64 42)\" and keep it
               (Superset encrypts the stored database password with it).
@@ -54,7 +57,7 @@ fi
 ADMIN_USER=${SUPERSET_ADMIN_USER:-admin}
 if [[ -n "${SUPERSET_ADMIN_PASSWORD:-}" ]]; then
     ADMIN_PASSWORD=$SUPERSET_ADMIN_PASSWORD
-elif flag SUPERSET_DEV; then
+elif flag SUPERSET_DEV || [[ -n "$INSTALL_ONLY" ]]; then
     ADMIN_PASSWORD=admin
 else
     die "SUPERSET_ADMIN_PASSWORD is not set (only SUPERSET_DEV=1 defaults it to 'admin')."
@@ -116,6 +119,7 @@ else
 fi
 SUPERSET=$VENV/bin/superset
 PYTHON=$VENV/bin/python
+[[ -z "$INSTALL_ONLY" ]] || exit 0
 
 # Fails early, with the config's own message, on a missing secret key.
 "$PYTHON" -c "import runpy; runpy.run_path('$SUPERSET_CONFIG_PATH')" \

@@ -111,3 +111,34 @@ fn options_reach_the_client_config() {
     assert_eq!(client_config.get("bootstrap.servers"), Some("127.0.0.1:9"));
     assert_eq!(client_config.get("client.id"), Some("adjoin-test"));
 }
+
+#[test]
+fn clients_take_tls_and_sasl_settings() {
+    // librdkafka checks these when a client is created: without OpenSSL in the
+    // build, SSL and SASL_SSL are refused ("OpenSSL not available at build time")
+    // and SCRAM is not offered. No TLS broker runs here, so this guards the build,
+    // not a handshake.
+    for (protocol, mechanism) in [
+        ("SSL", None),
+        ("SASL_SSL", Some("PLAIN")),
+        ("SASL_SSL", Some("SCRAM-SHA-512")),
+        ("SASL_PLAINTEXT", Some("SCRAM-SHA-256")),
+    ] {
+        let mut endpoint = KafkaEndpoint::new("127.0.0.1:9")
+            .with_option("security.protocol", protocol)
+            .with_option("ssl.ca.location", "probe");
+        if let Some(mechanism) = mechanism {
+            endpoint = endpoint
+                .with_option("sasl.mechanisms", mechanism)
+                .with_option("sasl.username", "adjoin")
+                .with_option("sasl.password", "secret");
+        }
+        let created: Result<BaseConsumer, _> = endpoint
+            .client_config()
+            .set("group.id", "adjoin-tls-test")
+            .create();
+        if let Err(error) = created {
+            panic!("{protocol} {mechanism:?}: {error}");
+        }
+    }
+}

@@ -586,3 +586,54 @@ async fn an_unreachable_database_is_unavailable_not_a_data_error() {
     assert!(error.is_unavailable(), "{error}");
     assert!(error.to_string().contains("127.0.0.1:1"), "{error}");
 }
+
+#[tokio::test]
+async fn postgres_over_tls_when_the_url_asks_for_it() {
+    // The local server has ssl = on (Debian's default, with its snakeoil
+    // certificate): sslmode=require must give an encrypted session, which a build
+    // without a TLS backend refuses outright.
+    let database = TestDatabase::create().await;
+    let url = format!("{}?sslmode=require", database.url());
+    let store = Store::open(&url, 1).await.unwrap();
+    let Store::Postgres(pool) = &store else {
+        unreachable!("a postgres:// URL opens PostgreSQL")
+    };
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(encrypted, "sslmode=require gave an unencrypted session");
+
+    // verify-full with the server's own (self-signed) certificate as the root: the
+    // certificate names localhost, so connecting by that name passes and by
+    // 127.0.0.1 fails the host name check.
+    let certificate: String = sqlx::query_scalar("SHOW ssl_cert_file")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let verify_full = format!("sslmode=verify-full&sslrootcert={certificate}");
+    let by_name = database.url().replacen("@127.0.0.1:", "@localhost:", 1);
+    Store::open(&format!("{by_name}?{verify_full}"), 1)
+        .await
+        .unwrap();
+    let error = Store::open(&format!("{}?{verify_full}", database.url()), 1)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("certificate"), "{error}");
+
+    // verify-full against a CA that does not exist is a configuration error the
+    // operator must see, not an outage to wait out.
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert=/nonexistent/root.crt",
+        database.url()
+    );
+    let error = Store::open(&url, 1).await.unwrap_err();
+    assert!(!error.is_unavailable(), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("sslrootcert /nonexistent/root.crt does not exist"),
+        "{error}"
+    );
+}

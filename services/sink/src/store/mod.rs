@@ -34,6 +34,41 @@ pub struct Written {
     pub clicks_skipped: u64,
 }
 
+/// Fails on a certificate or key file named in a PostgreSQL URL (or in the `PG*`
+/// variables sqlx also reads) that does not exist: sqlx would report a bare "No
+/// such file or directory" on every attempt, which reads as an outage and would be
+/// retried for ever.
+fn check_tls_files(url: &str) -> Result<(), String> {
+    const PARAMETERS: [(&str, &str); 3] = [
+        ("sslrootcert", "PGSSLROOTCERT"),
+        ("sslcert", "PGSSLCERT"),
+        ("sslkey", "PGSSLKEY"),
+    ];
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let in_url = query.split('&').filter_map(|pair| pair.split_once('='));
+    let in_env = PARAMETERS
+        .iter()
+        .filter_map(|(name, variable)| Some((*name, std::env::var(variable).ok()?)));
+    let named: Vec<(String, String)> = in_url
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .chain(in_env.map(|(name, value)| (name.to_owned(), value)))
+        .filter(|(name, _)| PARAMETERS.iter().any(|(known, _)| known == name))
+        .collect();
+    for (name, path) in named {
+        // Inline PEM and percent-encoded paths are sqlx's to read.
+        if path.starts_with("-----BEGIN") || path.contains('%') {
+            continue;
+        }
+        if !std::path::Path::new(&path).is_file() {
+            return Err(format!(
+                "{name} {path} does not exist or is not a file; fix the path in database.url \
+                 (or the PG* variable) or copy the file there"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A connection pool to the sink's database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -63,6 +98,8 @@ impl Store {
         let shown = redact_url(url);
         match config.kind().map_err(StoreError::Other)? {
             DatabaseKind::Postgres => {
+                check_tls_files(url)
+                    .map_err(|error| StoreError::Other(format!("{shown}: {error}")))?;
                 let pool = PgPoolOptions::new()
                     .max_connections(pool_size)
                     .acquire_timeout(CONNECT_TIMEOUT)

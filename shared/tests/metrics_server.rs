@@ -108,3 +108,33 @@ async fn a_taken_port_is_a_clear_error() {
     assert!(error.contains("metrics.listen"), "{error}");
     first.stop().await;
 }
+
+#[test]
+fn probes_are_answered_while_the_starting_thread_is_busy() {
+    // A service starts the server, then blocks its thread for a long start-up
+    // (topics, migrations, a broker that is down) without running its actix
+    // system: /healthz must answer all the same.
+    let system = actix_rt::System::new();
+    let server = system
+        .block_on(async { MetricsServer::start(any_port(), Metrics::new(), Health::new()) })
+        .unwrap();
+    let addr = server.local_addr();
+    let probe = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                http_get(addr, "/healthz"),
+            )
+            .await
+        })
+    });
+    // The starting thread is busy until the probe has its answer (or gave up).
+    let reply = probe.join().unwrap();
+    let reply = reply.expect("/healthz did not answer within 5 s").unwrap();
+    assert_eq!(reply.status, 200);
+    system.block_on(server.stop());
+}

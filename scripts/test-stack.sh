@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The services adjoin's tests need, installed and started idempotently.
 #
-#   scripts/test-stack.sh install   PostgreSQL running, Tansu and cargo-fuzz installed,
-#                                   and the dashboard check's tools (below)
+#   scripts/test-stack.sh install   OpenSSL headers, PostgreSQL running, Tansu and cargo-fuzz,
+#                                   the dashboard check's tools (below) and the deploy
+#                                   checks' (deploy/tools/install.sh)
 #   scripts/test-stack.sh up        PostgreSQL running; fails if Tansu is missing
 #   scripts/test-stack.sh tansu     run a Tansu broker in the foreground (memory storage)
 #                                   on TANSU_PORT (default 19092), for trying things by hand
@@ -114,6 +115,18 @@ ensure_tansu() {
     tansu_installed || { log "tansu was installed but does not report version $TANSU_VERSION"; return 1; }
 }
 
+# rdkafka's `ssl` and sqlx's native TLS link the system OpenSSL.
+ensure_build_libraries() {
+    if pkg-config --exists openssl 2>/dev/null; then
+        log "OpenSSL headers are installed"
+        return 0
+    fi
+    log "installing libssl-dev and pkg-config with apt (TLS to Kafka and PostgreSQL)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq libssl-dev pkg-config >/dev/null
+}
+
 ensure_cargo_fuzz() {
     if [ -x "$(cargo_bin)/cargo-fuzz" ]; then
         log "cargo-fuzz is installed"
@@ -162,10 +175,12 @@ run_tansu() {
 
 case "${1:-up}" in
     install)
+        ensure_build_libraries
         ensure_postgres
         ensure_tansu
         ensure_cargo_fuzz
         ensure_dashboard_tools
+        "$REPO/deploy/tools/install.sh" >/dev/null
         ;;
     up)
         ensure_postgres

@@ -11,6 +11,9 @@ cargo test --workspace --locked "$@"
 services/sink/sql/check.sh
 # The Grafana dashboard against the documented metrics, and the Prometheus config.
 python3 deploy/grafana/check_dashboard.py
+# docker-compose.yml and deploy/k8s against Docker Compose, the Kubernetes schemas
+# and this adjoin binary (every ADJOIN__ variable, port and topic).
+ADJOIN_BIN="${CARGO_TARGET_DIR:-target}/debug/adjoin" deploy/tools/check.sh
 # The Superset dashboard end to end: the demo fills a scratch PostgreSQL database
 # through the real pipeline (the adjoin binary cargo test built), Superset is
 # provisioned from nothing, every chart's data is compared with the facts and every

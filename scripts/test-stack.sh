@@ -115,16 +115,19 @@ ensure_tansu() {
     tansu_installed || { log "tansu was installed but does not report version $TANSU_VERSION"; return 1; }
 }
 
-# rdkafka's `ssl` and sqlx's native TLS link the system OpenSSL.
+# rdkafka's `ssl` and sqlx's native TLS link the system OpenSSL; the Kafka TLS
+# test (adjoin_shared::testing::TlsFront) makes certificates with the openssl
+# command and terminates TLS in front of Tansu with socat.
 ensure_build_libraries() {
-    if pkg-config --exists openssl 2>/dev/null; then
-        log "OpenSSL headers are installed"
+    if pkg-config --exists openssl 2>/dev/null && command -v openssl >/dev/null &&
+        command -v socat >/dev/null; then
+        log "OpenSSL headers, openssl and socat are installed"
         return 0
     fi
-    log "installing libssl-dev and pkg-config with apt (TLS to Kafka and PostgreSQL)"
+    log "installing libssl-dev, pkg-config, openssl and socat with apt (TLS to Kafka and PostgreSQL)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq libssl-dev pkg-config >/dev/null
+    apt-get install -y -qq libssl-dev pkg-config openssl socat >/dev/null
 }
 
 ensure_cargo_fuzz() {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use adjoin_shared::config::KafkaConfig;
-use adjoin_shared::kafka::{KafkaEndpoint, TopicAdmin, TopicSpec};
-use adjoin_shared::testing::{unique_name, Tansu};
+use adjoin_shared::kafka::{connection_problems, KafkaEndpoint, TopicAdmin, TopicSpec};
+use adjoin_shared::testing::{unique_name, Tansu, TlsFront};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
@@ -140,5 +140,45 @@ fn clients_take_tls_and_sasl_settings() {
         if let Err(error) = created {
             panic!("{protocol} {mechanism:?}: {error}");
         }
+    }
+}
+
+#[tokio::test]
+async fn tls_to_a_real_broker_and_its_certificate_checked() {
+    let front = TlsFront::start();
+    // Topics created, records produced and consumed, every byte over TLS.
+    topics_are_created_once_and_carry_records(&front.endpoint()).await;
+
+    // A client that does not trust the CA refuses the broker's certificate...
+    let untrusted = KafkaEndpoint::new(format!("localhost:{}", front.port()))
+        .with_option("security.protocol", "ssl")
+        .with_option("broker.address.family", "v4");
+    // ... and one that trusts it but names the broker by address fails the
+    // host name check.
+    let by_address = KafkaEndpoint::new(format!("127.0.0.1:{}", front.port()))
+        .with_option("security.protocol", "ssl")
+        .with_option("ssl.ca.location", &front.ca().display().to_string());
+    for (name, endpoint) in [("untrusted CA", untrusted), ("host name", by_address)] {
+        let consumer: BaseConsumer = endpoint
+            .client_config()
+            .set("group.id", "adjoin-tls-test")
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(5));
+        assert!(
+            metadata.is_err(),
+            "{name}: metadata fetched over an unverified TLS connection"
+        );
+        // ... and the reason reaches the operator (services log these when
+        // creating topics fails), not just "timed out".
+        let problems = connection_problems(&endpoint, Duration::from_secs(3));
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.contains("certificate verify failed")),
+            "{name}: {problems:?}"
+        );
     }
 }

@@ -1,9 +1,11 @@
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 
 use super::{EmbeddedCluster, KafkaEndpoint};
 
@@ -39,7 +41,70 @@ pub fn ensure_topics_blocking(
             KafkaError::AdminOpCreation(format!("starting a runtime for the topic admin: {error}"))
         })?;
     let admin = TopicAdmin::new(endpoint)?;
-    runtime.block_on(admin.ensure_topics(specs))
+    let result = runtime.block_on(admin.ensure_topics(specs));
+    if result.is_err() && !endpoint.is_embedded() {
+        // The admin error alone is often just "timed out"; say why, before the
+        // caller exits with it.
+        for problem in connection_problems(endpoint, Duration::from_secs(5)) {
+            tracing::error!(%problem, "librdkafka reports, connecting to the brokers");
+        }
+    }
+    result
+}
+
+/// What librdkafka says, within `wait`, about connecting to `endpoint`'s
+/// brokers: refused connections, TLS handshakes, SASL. A client hears of these
+/// only as log and error events on its main queue, which an admin client never
+/// serves, so a failing admin call says no more than "operation timed out"; a
+/// producer polled for a while brings them out. Warnings and errors only, each
+/// once, in the order first seen.
+pub fn connection_problems(endpoint: &KafkaEndpoint, wait: Duration) -> Vec<String> {
+    let producer: BaseProducer<Problems> = match endpoint
+        .client_config()
+        .create_with_context(Problems::default())
+    {
+        Ok(producer) => producer,
+        Err(error) => return vec![error.to_string()],
+    };
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        producer.poll(Duration::from_millis(100));
+    }
+    let problems = producer.context().0.lock().expect("problems lock").clone();
+    problems
+}
+
+#[derive(Default)]
+struct Problems(Mutex<Vec<String>>);
+
+impl Problems {
+    fn note(&self, problem: String) {
+        let mut seen = self.0.lock().expect("problems lock");
+        if !seen.contains(&problem) {
+            seen.push(problem);
+        }
+    }
+}
+
+impl ClientContext for Problems {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if !matches!(
+            level,
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug
+        ) {
+            self.note(format!("{facility}: {message}"));
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.note(format!("{error}: {reason}"));
+    }
+}
+
+impl ProducerContext for Problems {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 /// Creates and describes topics.

@@ -9,7 +9,7 @@ mod produce;
 
 use rdkafka::ClientConfig;
 
-pub use admin::{ensure_topics_blocking, TopicAdmin, TopicSpec, TopicStatus};
+pub use admin::{connection_problems, ensure_topics_blocking, TopicAdmin, TopicSpec, TopicStatus};
 pub use embedded::EmbeddedCluster;
 pub use produce::{header, instance_name, send_with_backpressure};
 

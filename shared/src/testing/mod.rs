@@ -8,11 +8,13 @@
 
 mod postgres;
 mod tansu;
+mod tls;
 mod topics;
 
 pub use crate::metrics::{http_get, HttpReply};
 pub use postgres::{terminate_connections, TestDatabase};
 pub use tansu::Tansu;
+pub use tls::TlsFront;
 pub use topics::{embedded_endpoint, read_until, Written};
 
 /// Returns a name unique within this machine, for databases, topics and groups.

@@ -39,6 +39,13 @@ impl Tansu {
 
     /// Starts a broker and waits until it answers metadata requests.
     pub fn start() -> Self {
+        Self::start_advertising(None)
+    }
+
+    /// Starts a broker that tells clients, in metadata, to connect to
+    /// `advertised` (`host:port`) instead of its own listener: a TLS front
+    /// ([`super::TlsFront`]) or another proxy in between.
+    pub fn start_advertising(advertised: Option<&str>) -> Self {
         let binary = Self::binary().unwrap_or_else(|| {
             panic!(
                 "the tansu broker is not installed; run `scripts/test-stack.sh install` \
@@ -51,7 +58,7 @@ impl Tansu {
         const ATTEMPTS: usize = 3;
         let mut failures = Vec::new();
         for _ in 0..ATTEMPTS {
-            match Self::start_on_free_port(&binary) {
+            match Self::start_on_free_port(&binary, advertised) {
                 Ok(tansu) => return tansu,
                 Err(failure) => failures.push(failure),
             }
@@ -62,9 +69,10 @@ impl Tansu {
         );
     }
 
-    fn start_on_free_port(binary: &Path) -> Result<Self, String> {
+    fn start_on_free_port(binary: &Path, advertised: Option<&str>) -> Result<Self, String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let url = format!("tcp://{addr}");
+        let advertised_url = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
         let log_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
         let log_path = log_dir.path().join("tansu.log");
         let log = std::fs::File::create(&log_path).map_err(|error| error.to_string())?;
@@ -75,7 +83,7 @@ impl Tansu {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised_url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             // Tansu reads these from the environment too; keep a caller's from leaking in.
@@ -167,7 +175,7 @@ impl Drop for Tansu {
 }
 
 /// Asks the kernel for a free port; see [`Tansu::start`] for the race this leaves.
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

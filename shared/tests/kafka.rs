@@ -182,3 +182,76 @@ async fn tls_to_a_real_broker_and_its_certificate_checked() {
         );
     }
 }
+
+#[test]
+fn consumer_lag_comes_from_librdkafka_statistics() {
+    use adjoin_shared::kafka::{consumer_lags, ensure_topics_blocking};
+    use adjoin_shared::testing::embedded_endpoint;
+    use rdkafka::consumer::ConsumerContext;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Lags(Mutex<Vec<(String, i32, i64)>>);
+    impl ClientContext for Lags {
+        fn stats(&self, statistics: Statistics) {
+            *self.0.lock().unwrap() = consumer_lags(&statistics)
+                .into_iter()
+                .map(|(topic, partition, lag)| (topic.to_owned(), partition, lag))
+                .collect();
+        }
+    }
+    impl ConsumerContext for Lags {}
+
+    let endpoint = embedded_endpoint();
+    let topic = unique_name("lag");
+    ensure_topics_blocking(&endpoint, &[spec(&topic, 2)]).unwrap();
+    let producer: BaseProducer = endpoint.client_config().create().unwrap();
+    for index in 0..10 {
+        producer
+            .send(
+                BaseRecord::to(&topic)
+                    .partition(0)
+                    .key("k")
+                    .payload(&format!("{index}")),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let consumer: BaseConsumer<Lags> = endpoint
+        .client_config()
+        .set("group.id", unique_name("lag-group"))
+        .set("enable.auto.commit", "false")
+        .set("statistics.interval.ms", "100")
+        .create_with_context(Lags::default())
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut read = 0;
+    while read < 3 {
+        if let Some(message) = consumer.poll(Duration::from_secs(5)) {
+            message.unwrap();
+            read += 1;
+        }
+    }
+    // Read no further; keep serving the statistics.
+    consumer.pause(&consumer.assignment().unwrap()).unwrap();
+    let expected = vec![(topic.clone(), 0, 7)];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(consumer.poll(Duration::from_millis(100)).is_none());
+        let lags = consumer.context().0.lock().unwrap().clone();
+        if lags == expected {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lags {lags:?}, expected {expected:?} (partition 1 is not assigned, so not reported)"
+        );
+    }
+}

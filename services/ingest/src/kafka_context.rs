@@ -66,7 +66,16 @@ pub struct IngestConsumerContext {
     pub readiness: ReadinessCheck,
 }
 
-impl ClientContext for IngestConsumerContext {}
+impl ClientContext for IngestConsumerContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag = if self.kind == "clicks" {
+            &self.metrics.consumer_lag_clicks
+        } else {
+            &self.metrics.consumer_lag_impressions
+        };
+        lag.record(adjoin_shared::kafka::consumer_lags(&statistics));
+    }
+}
 
 impl ConsumerContext for IngestConsumerContext {
     /// Before partitions leave, commit what is acknowledged so the next owner

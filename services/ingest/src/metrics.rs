@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use adjoin_shared::metrics::Metrics;
+use adjoin_shared::metrics::{ConsumerLag, Metrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
@@ -42,11 +42,17 @@ pub struct IngestMetrics {
     pub rebalances: Family<ResultLabels, Counter>,
     pub watermark_lag_seconds: Family<PartitionLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub in_flight: Family<TopicLabels, Gauge>,
+    /// One per raw topic: each has a consumer (and group) of its own, and a
+    /// consumer's report replaces only its own series.
+    pub consumer_lag_impressions: ConsumerLag,
+    pub consumer_lag_clicks: ConsumerLag,
 }
 
 impl IngestMetrics {
     pub fn register(metrics: &Metrics) -> Self {
         let families = Self {
+            consumer_lag_impressions: metrics.consumer_lag("ingest"),
+            consumer_lag_clicks: metrics.consumer_lag("ingest"),
             records: Family::default(),
             dead_letters: Family::default(),
             late_records: Family::default(),

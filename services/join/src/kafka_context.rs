@@ -99,7 +99,13 @@ fn partitions(list: &TopicPartitionList) -> Vec<i32> {
     partitions
 }
 
-impl ClientContext for JoinConsumerContext {}
+impl ClientContext for JoinConsumerContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics
+            .consumer_lag
+            .record(adjoin_shared::kafka::consumer_lags(&statistics));
+    }
+}
 
 impl ConsumerContext for JoinConsumerContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {

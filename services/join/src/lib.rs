@@ -122,6 +122,10 @@ impl JoinService {
             .set("auto.offset.reset", "earliest")
             // Range gives a member the same partition numbers of both keyed topics.
             .set("partition.assignment.strategy", "range")
+            .set(
+                "statistics.interval.ms",
+                adjoin_shared::kafka::STATISTICS_INTERVAL_MS,
+            )
             .create_with_context(JoinConsumerContext {
                 shards,
                 impressions_topic: config.ingest.impressions_keyed_topic.clone(),

@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use adjoin_shared::metrics::Metrics;
+use adjoin_shared::metrics::{ConsumerLag, Metrics};
 use adjoin_shared::schema::Outcome;
 
 use crate::shard_state::{ShardCounters, ShardState};
@@ -61,11 +61,14 @@ pub struct JoinMetrics {
     pub handovers: Family<EventLabels, Counter>,
     pub delivery_failures: Counter,
     pub commits: Family<EventLabels, Counter>,
+    /// The process's one consumer, over both keyed topics.
+    pub consumer_lag: ConsumerLag,
 }
 
 impl JoinMetrics {
     pub fn register(metrics: &Metrics) -> Self {
         let families = Self {
+            consumer_lag: metrics.consumer_lag("join"),
             live_impressions: Family::default(),
             waiting_clicks: Family::default(),
             retained_clicks: Family::default(),

@@ -88,7 +88,13 @@ impl SinkConsumerContext {
     }
 }
 
-impl ClientContext for SinkConsumerContext {}
+impl ClientContext for SinkConsumerContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics
+            .consumer_lag
+            .record(adjoin_shared::kafka::consumer_lags(&statistics));
+    }
+}
 
 impl ConsumerContext for SinkConsumerContext {
     fn rebalance(

@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
-use adjoin_shared::metrics::Metrics;
+use adjoin_shared::metrics::{ConsumerLag, Metrics};
 
 use crate::store::Written;
 
@@ -37,11 +37,14 @@ pub struct SinkMetrics {
     pub retries: Counter,
     pub rebalances: Family<ResultLabels, Counter>,
     pub kafka_commits: Family<ResultLabels, Counter>,
+    /// The process's one consumer, over impressions and outcomes.
+    pub consumer_lag: ConsumerLag,
 }
 
 impl SinkMetrics {
     pub fn register(metrics: &Metrics) -> Self {
         let families = Self {
+            consumer_lag: metrics.consumer_lag("sink"),
             batch_rows: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             batch_bytes: Histogram::new(exponential_buckets(256.0, 4.0, 10)),
             commit_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),

@@ -15,6 +15,45 @@ pub use produce::{header, instance_name, send_with_backpressure};
 
 use crate::config::{is_secret_option, KafkaConfig, REDACTED};
 
+/// `statistics.interval.ms` of the services' consumers: how often librdkafka
+/// reports, among much else, each partition's consumer lag.
+pub const STATISTICS_INTERVAL_MS: &str = "5000";
+
+/// Each partition a consumer reads, with how many records its position trails
+/// the partition's end, from one librdkafka statistics report. Partitions it
+/// does not read, and those whose end or position is not known yet, are left out.
+///
+/// Not librdkafka's own `consumer_lag`, which counts from the committed offset:
+/// the join commits replay offsets that trail by up to a window on purpose, and
+/// the sink's real offsets live in the database, so both would look far behind.
+pub fn consumer_lags(statistics: &rdkafka::Statistics) -> Vec<(&str, i32, i64)> {
+    statistics
+        .topics
+        .values()
+        .flat_map(|topic| {
+            topic.partitions.values().filter_map(|partition| {
+                // The last stable offset is the end a read_committed consumer
+                // (librdkafka's default) can reach; the high watermark otherwise.
+                let end = if partition.ls_offset >= 0 {
+                    partition.ls_offset
+                } else {
+                    partition.hi_offset
+                };
+                let position = partition.app_offset;
+                (partition.partition >= 0 && partition.desired && end >= 0 && position >= 0).then(
+                    || {
+                        (
+                            topic.topic.as_str(),
+                            partition.partition,
+                            (end - position).max(0),
+                        )
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
 /// The brokers a service talks to. Clones share an embedded cluster, which lives
 /// until the last clone is dropped.
 #[derive(Clone)]

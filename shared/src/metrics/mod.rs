@@ -8,6 +8,7 @@
 mod actor;
 mod health;
 mod http;
+mod lag;
 pub mod scrape;
 mod server;
 
@@ -22,9 +23,11 @@ use prometheus_client::registry::{Metric, Registry};
 pub use actor::{ActorMetrics, HandlerTimer};
 pub use health::{Health, ReadinessCheck, ReadinessReport};
 pub use http::{http_get, HttpReply};
+pub use lag::ConsumerLag;
 pub use server::{MetricsServer, MetricsServerError};
 
 use actor::ActorFamilies;
+use lag::LagLabels;
 
 /// A process's metrics registry. Clones share it; in `adjoin demo` every service
 /// registers into the same one.
@@ -32,6 +35,7 @@ use actor::ActorFamilies;
 pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     actors: Arc<ActorFamilies>,
+    consumer_lag: Family<LagLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,9 +64,19 @@ impl Metrics {
             build_info,
         );
         let actors = ActorFamilies::register(&mut registry);
+        // Here rather than per service: in `adjoin demo` the services share one
+        // registry, and a name registers once.
+        let consumer_lag = Family::<LagLabels, Gauge>::default();
+        registry.register(
+            "adjoin_consumer_lag_records",
+            "Records between a consumer's position and the end of a partition it reads, \
+             from librdkafka's statistics (every 5 s)",
+            consumer_lag.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             actors: Arc::new(actors),
+            consumer_lag,
         }
     }
 
@@ -75,6 +89,11 @@ impl Metrics {
     /// handler time, restarts), labelled with its service and actor name.
     pub fn actor(&self, service: &str, actor: &str) -> ActorMetrics {
         ActorMetrics::new(&self.actors, service, actor)
+    }
+
+    /// Returns the consumer-lag series of one consumer of `service`.
+    pub fn consumer_lag(&self, service: &str) -> ConsumerLag {
+        ConsumerLag::new(&self.consumer_lag, service)
     }
 
     /// Renders every metric in the Prometheus/OpenMetrics text format.

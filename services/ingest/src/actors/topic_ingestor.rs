@@ -194,6 +194,10 @@ impl TopicIngestor {
             // Offsets are committed by hand, only once outputs are acknowledged.
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", reset)
+            .set(
+                "statistics.interval.ms",
+                adjoin_shared::kafka::STATISTICS_INTERVAL_MS,
+            )
             .create_with_context(context)?;
         consumer.subscribe(&[&self.settings.raw_topic])?;
         let consumer = Arc::new(consumer);

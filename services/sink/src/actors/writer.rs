@@ -152,6 +152,10 @@ impl SinkWriter {
             // The rebalance callback assigns and unassigns whole assignments
             // (eager); a cooperative strategy from kafka.options would break it.
             .set("partition.assignment.strategy", "range")
+            .set(
+                "statistics.interval.ms",
+                adjoin_shared::kafka::STATISTICS_INTERVAL_MS,
+            )
             .create_with_context(context)?;
         consumer.subscribe(&[
             &self.settings.impressions_topic,

@@ -216,3 +216,67 @@ fn valid_records_are_rekeyed_and_bad_ones_dead_lettered() {
         "{text}"
     );
 }
+
+/// Partitions of `topic` (the label's value) that `name` has a series for.
+fn partitions_shown(metrics: &Metrics, name: &str, topic: &str) -> HashSet<String> {
+    let label = format!("topic=\"{topic}\"");
+    metrics
+        .encode()
+        .lines()
+        .filter(|line| line.starts_with(name) && line.contains(&label))
+        .filter_map(|line| {
+            let start = line.find("partition=\"")? + "partition=\"".len();
+            let end = start + line[start..].find('"')?;
+            Some(line[start..end].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_rebalance_each_process_shows_only_the_partitions_it_reads() {
+    common::logs();
+    let endpoint = common::embedded_endpoint();
+    let config = config(&endpoint, 4);
+    generate(
+        &endpoint,
+        &config,
+        "--start 2026-11-27T00:00:00Z --count 400 --seed 7",
+    );
+    const WATERMARK: &str = "adjoin_ingest_watermark_lag_seconds";
+    const LAG: &str = "adjoin_consumer_lag_records";
+    // Ingest's own series label the topic by kind, the consumer lag by its name.
+    let raw = config.topics.impressions.as_str();
+    let all: HashSet<String> = (0..4).map(|p| p.to_string()).collect();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+
+    let first_metrics = Metrics::new();
+    let first = IngestService::start(&config, &endpoint, &first_metrics, &Health::new()).unwrap();
+    wait_for("the only process shows every partition", &|| {
+        partitions_shown(&first_metrics, WATERMARK, "impressions") == all
+            && partitions_shown(&first_metrics, LAG, raw) == all
+    });
+
+    let second_metrics = Metrics::new();
+    let second = IngestService::start(&config, &endpoint, &second_metrics, &Health::new()).unwrap();
+    wait_for(
+        "after the rebalance, the two processes' partitions split",
+        &|| {
+            let first_lag = partitions_shown(&first_metrics, LAG, raw);
+            let second_lag = partitions_shown(&second_metrics, LAG, raw);
+            !first_lag.is_empty()
+                && !second_lag.is_empty()
+                && first_lag.is_disjoint(&second_lag)
+                && first_lag.union(&second_lag).cloned().collect::<HashSet<_>>() == all
+                // Revoked partitions lost their watermark series too.
+                && partitions_shown(&first_metrics, WATERMARK, "impressions").is_subset(&first_lag)
+        },
+    );
+    second.shutdown();
+    first.shutdown();
+}

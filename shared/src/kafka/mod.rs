@@ -21,7 +21,8 @@ pub const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// Each partition a consumer reads, with how many records its position trails
 /// the partition's end, from one librdkafka statistics report. Partitions it
-/// does not read, and those whose end or position is not known yet, are left out.
+/// does not read, and those whose end or position (nor committed offset) is not
+/// known yet, are left out.
 ///
 /// Not librdkafka's own `consumer_lag`, which counts from the committed offset:
 /// the join commits replay offsets that trail by up to a window on purpose, and
@@ -39,7 +40,13 @@ pub fn consumer_lags(statistics: &rdkafka::Statistics) -> Vec<(&str, i32, i64)> 
                 } else {
                     partition.hi_offset
                 };
-                let position = partition.app_offset;
+                // Until it reads a record after an assignment, the consumer's
+                // position is where it starts: the committed offset.
+                let position = if partition.app_offset >= 0 {
+                    partition.app_offset
+                } else {
+                    partition.committed_offset
+                };
                 (partition.partition >= 0 && partition.desired && end >= 0 && position >= 0).then(
                     || {
                         (

@@ -594,6 +594,14 @@ impl Handler<PartitionsRevoked> for TopicIngestor {
         }
         for partition in message.partitions {
             self.watermarks.revoke(partition);
+            // The new owner reports it; a last value kept here would read as a
+            // second, frozen watermark for the same partition.
+            self.metrics
+                .watermark_lag_seconds
+                .remove(&crate::metrics::PartitionLabels {
+                    topic: self.kind().to_owned(),
+                    partition: partition.to_string(),
+                });
         }
     }
 }

@@ -11,7 +11,7 @@ returns no rows.
 import json
 import sys
 
-from superset_api import call as api_call, login
+from superset_api import call as api_call, dashboard_charts, login
 
 BASE = sys.argv[1].rstrip("/") if len(sys.argv) > 1 else "http://127.0.0.1:8088"
 USER = sys.argv[2] if len(sys.argv) > 2 else "admin"
@@ -29,11 +29,9 @@ def main() -> int:
     if token is None:
         return 1
 
-    status, charts = call(f"/api/v1/dashboard/{DASHBOARD}/charts", token)
-    if status != 200:
-        print(f"dashboard {DASHBOARD!r}: HTTP {status} {charts}")
+    charts = dashboard_charts(BASE, token, DASHBOARD)
+    if charts is None:
         return 1
-    charts = sorted(charts["result"], key=lambda c: c["id"])
     failures = 0
     for chart in charts:
         status, data = call(f"/api/v1/chart/{chart['id']}/data/", token)

@@ -26,7 +26,7 @@ from collections import defaultdict
 
 import psycopg2
 
-from superset_api import call as api_call, login
+from superset_api import call as api_call, dashboard_charts, login
 
 BASE = sys.argv[1].rstrip("/")
 DATABASE_URL = sys.argv[2]
@@ -82,18 +82,21 @@ def load_view_rows(connection) -> dict:
         for name, value in measures.items():
             row[name] += value
 
+    def add_kpis(minute, ad_id, category, attrs, measures):
+        """Into the whole-pipeline, per-ad and per-attribute views of `minute`."""
+        add(views["kpis_minute"][(("minute", minute),)], measures)
+        add(views["ad_kpis_minute"][(("minute", minute), ("ad_id", ad_id),
+                                     ("ad_category", category))], measures)
+        for dimension, value in zip(DIMENSIONS, (category, *attrs)):
+            add(views["dimension_kpis_minute"][(("minute", minute), ("dimension", dimension),
+                                                ("value", value))], measures)
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT event_time, impression_cost, ad_id, ad_category, device, os, "
                        "browser, location FROM impressions")
         for t, cost, ad_id, category, *attrs in cursor:
-            m = {"impressions": 1, "impression_cost": cost}
-            minute = minute_of(t)
-            add(views["kpis_minute"][(("minute", minute),)], m)
-            add(views["ad_kpis_minute"][(("minute", minute), ("ad_id", ad_id),
-                                         ("ad_category", category))], m)
-            for dimension, value in zip(DIMENSIONS, (category, *attrs)):
-                add(views["dimension_kpis_minute"][(("minute", minute), ("dimension", dimension),
-                                                    ("value", value))], m)
+            add_kpis(minute_of(t), ad_id, category, attrs,
+                     {"impressions": 1, "impression_cost": cost})
         cursor.execute("SELECT outcome, click_cost, event_time, impression_time, ad_id, "
                        "ad_category, device, os, browser, location FROM clicks")
         for outcome, cost, t, impression_time, ad_id, category, *attrs in cursor:
@@ -105,14 +108,8 @@ def load_view_rows(connection) -> dict:
             # A matched click counts at its impression's minute, under the
             # impression's attributes (copied onto the click row).
             minute = minute_of(impression_time)
-            m = {"clicks": 1, "click_cost": cost}
             add(views["data_health_minute"][(("minute", minute),)], {"matched": 1})
-            add(views["kpis_minute"][(("minute", minute),)], m)
-            add(views["ad_kpis_minute"][(("minute", minute), ("ad_id", ad_id),
-                                         ("ad_category", category))], m)
-            for dimension, value in zip(DIMENSIONS, (category, *attrs)):
-                add(views["dimension_kpis_minute"][(("minute", minute), ("dimension", dimension),
-                                                    ("value", value))], m)
+            add_kpis(minute, ad_id, category, attrs, {"clicks": 1, "click_cost": cost})
         cursor.execute("SELECT minute, duplicate_impressions, duplicate_clicks, "
                        "dead_letter_impressions, dead_letter_clicks FROM sink_health_minute")
         for minute, *counts in cursor:
@@ -266,9 +263,8 @@ def main() -> int:
     token = login(BASE, USER, PASSWORD)
     if token is None:
         return 1
-    status, charts = call("/api/v1/dashboard/adjoin/charts", token)
-    if status != 200:
-        print(f"dashboard: HTTP {status} {charts}")
+    charts = dashboard_charts(BASE, token, "adjoin")
+    if charts is None:
         return 1
     connection = psycopg2.connect(DATABASE_URL.replace("postgresql+psycopg2://", "postgresql://"))
     views = load_view_rows(connection)
@@ -279,7 +275,7 @@ def main() -> int:
         return 1
     datasets = {}
     failures = 0
-    for chart in sorted(charts["result"], key=lambda c: c["id"]):
+    for chart in charts:
         name = chart["slice_name"]
         # The dataset's table name, from the chart's datasource ("<id>__table").
         datasource_id = chart["form_data"]["datasource"].split("__")[0]
@@ -306,7 +302,7 @@ def main() -> int:
                 print(f"       {problem}")
         else:
             print(f"ok   {name}: {len(data['result'][0]['data'])} rows equal the facts")
-    print(f"totals: {len(charts['result']) - failures} charts equal the facts, {failures} differ")
+    print(f"totals: {len(charts) - failures} charts equal the facts, {failures} differ")
     return 1 if failures else 0
 
 

@@ -25,6 +25,15 @@ def call(base, path, token=None, body=None):
             return error.code, {"message": error.reason}
 
 
+def dashboard_charts(base, token, slug):
+    """The charts on dashboard `slug`, by id, or None after printing why not."""
+    status, reply = call(base, f"/api/v1/dashboard/{slug}/charts", token)
+    if status != 200:
+        print(f"dashboard {slug!r}: HTTP {status} {reply}")
+        return None
+    return sorted(reply["result"], key=lambda chart: chart["id"])
+
+
 def login(base, user, password):
     """Returns an access token, or None after printing why the login failed."""
     status, reply = call(base, "/api/v1/security/login", body={

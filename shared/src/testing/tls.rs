@@ -99,9 +99,17 @@ impl Drop for TlsFront {
 /// the CA certificate's path.
 fn make_certificates(dir: &Path) -> PathBuf {
     let path = |name: &str| dir.join(name).display().to_string();
-    std::fs::write(dir.join("san.cnf"), "subjectAltName=DNS:localhost\n").expect("writing san.cnf");
-    let steps: [Vec<String>; 3] = [
-        [
+    let (ca_key, ca, key, csr, cert, san) = (
+        path("ca.key"),
+        path("ca.pem"),
+        path("server.key"),
+        path("server.csr"),
+        path("server.pem"),
+        path("san.cnf"),
+    );
+    std::fs::write(&san, "subjectAltName=DNS:localhost\n").expect("writing san.cnf");
+    let steps: [&[&str]; 3] = [
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -112,12 +120,11 @@ fn make_certificates(dir: &Path) -> PathBuf {
             "-subj",
             "/CN=adjoin test CA",
             "-keyout",
-        ]
-        .map(str::to_owned)
-        .into_iter()
-        .chain([path("ca.key"), "-out".to_owned(), path("ca.pem")])
-        .collect(),
-        [
+            &ca_key,
+            "-out",
+            &ca,
+        ],
+        &[
             "req",
             "-newkey",
             "rsa:2048",
@@ -125,30 +132,31 @@ fn make_certificates(dir: &Path) -> PathBuf {
             "-subj",
             "/CN=localhost",
             "-keyout",
-        ]
-        .map(str::to_owned)
-        .into_iter()
-        .chain([path("server.key"), "-out".to_owned(), path("server.csr")])
-        .collect(),
-        ["x509", "-req", "-days", "2", "-CAcreateserial", "-in"]
-            .map(str::to_owned)
-            .into_iter()
-            .chain([
-                path("server.csr"),
-                "-CA".to_owned(),
-                path("ca.pem"),
-                "-CAkey".to_owned(),
-                path("ca.key"),
-                "-extfile".to_owned(),
-                path("san.cnf"),
-                "-out".to_owned(),
-                path("server.pem"),
-            ])
-            .collect(),
+            &key,
+            "-out",
+            &csr,
+        ],
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-CAcreateserial",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-extfile",
+            &san,
+            "-out",
+            &cert,
+        ],
     ];
     for args in steps {
         let output = Command::new("openssl")
-            .args(&args)
+            .args(args)
             .output()
             .unwrap_or_else(|error| panic!("cannot run openssl ({error}); install openssl"));
         assert!(
@@ -158,5 +166,5 @@ fn make_certificates(dir: &Path) -> PathBuf {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    dir.join("ca.pem")
+    PathBuf::from(ca)
 }

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use adjoin_generator::truth::Truth;
 use adjoin_shared::metrics::scrape::Scrape;
-use adjoin_shared::testing::{http_get, terminate_connections, unique_name, Tansu, TestDatabase};
+use adjoin_shared::testing::{http_get, terminate_connections, Tansu, TestDatabase};
 
-use common::{adjoin, free_addr, start_service, stop_gracefully, wait_ready};
+use common::{
+    adjoin, free_addr, pipeline_env, start_service, stop_gracefully, wait_ready, SESSION_TIMEOUT,
+};
 
-/// A killed member is noticed after this; see `ingest_system.rs` for why not less.
-const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// The panicking shard's process fails once, after this many keyed records.
 const PANIC_AFTER_RECORDS: u32 = 40_000;
 const BACKLOG_IMPRESSIONS: u32 = 200_000;
@@ -37,52 +37,21 @@ fn report(line: &str) {
 }
 
 fn environment(tansu: &Tansu, database_url: &str) -> Vec<(String, String)> {
-    [
-        ("ADJOIN__KAFKA__BROKERS", tansu.bootstrap_servers()),
-        ("ADJOIN__DATABASE__URL", database_url.to_owned()),
-        ("ADJOIN__TOPICS__PARTITIONS", "4".to_owned()),
-        (
-            "ADJOIN__TOPICS__IMPRESSIONS",
-            unique_name("raw_impressions"),
-        ),
-        ("ADJOIN__TOPICS__CLICKS", unique_name("raw_clicks")),
-        (
-            "ADJOIN__INGEST__IMPRESSIONS_KEYED_TOPIC",
-            unique_name("impressions_keyed"),
-        ),
-        (
-            "ADJOIN__INGEST__CLICKS_KEYED_TOPIC",
-            unique_name("clicks_keyed"),
-        ),
-        ("ADJOIN__INGEST__GROUP_ID", unique_name("ingest")),
-        ("ADJOIN__INGEST__COMMIT_INTERVAL", "500ms".to_owned()),
-        ("ADJOIN__INGEST__MARKER_INTERVAL", "200ms".to_owned()),
-        (
-            "ADJOIN__JOIN__OUTCOMES_TOPIC",
-            unique_name("click_outcomes"),
-        ),
-        ("ADJOIN__JOIN__GROUP_ID", unique_name("join")),
-        ("ADJOIN__JOIN__COMMIT_INTERVAL", "500ms".to_owned()),
-        ("ADJOIN__SINK__GROUP_ID", unique_name("sink")),
-        ("ADJOIN__SINK__DLQ_TOPIC", unique_name("sink_dlq")),
-        // Short lateness, so the last waiting clicks are decided soon after traffic
-        // stops. The idle timeout stays long enough that no partition with records
-        // still to come is taken for idle while the machine is busy.
-        ("ADJOIN__WATERMARK__ALLOWED_LATENESS", "5s".to_owned()),
-        ("ADJOIN__WATERMARK__IDLE_TIMEOUT", "20s".to_owned()),
-        (
-            "ADJOIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
-            SESSION_TIMEOUT.as_millis().to_string(),
-        ),
-        (
-            "ADJOIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS",
-            "1000".to_owned(),
-        ),
-        ("RUST_LOG", "info,rdkafka=warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value))
-    .collect()
+    common::with(
+        pipeline_env(tansu),
+        &[
+            ("ADJOIN__DATABASE__URL", database_url),
+            ("ADJOIN__TOPICS__PARTITIONS", "4"),
+            ("ADJOIN__INGEST__COMMIT_INTERVAL", "500ms"),
+            ("ADJOIN__INGEST__MARKER_INTERVAL", "200ms"),
+            ("ADJOIN__JOIN__COMMIT_INTERVAL", "500ms"),
+            // Short lateness, so the last waiting clicks are decided soon after
+            // traffic stops. The idle timeout stays long enough that no partition
+            // with records still to come is taken for idle while the machine is busy.
+            ("ADJOIN__WATERMARK__ALLOWED_LATENESS", "5s"),
+            ("ADJOIN__WATERMARK__IDLE_TIMEOUT", "20s"),
+        ],
+    )
 }
 
 /// One service process and where its metrics are; killed if the test fails

@@ -18,7 +18,9 @@ use adjoin_shared::kafka::KafkaEndpoint;
 use adjoin_shared::keyed;
 use adjoin_shared::testing::{unique_name, Tansu};
 
-use common::{free_addr, start_service, stop_gracefully, wait_ready};
+use common::{
+    env_value, free_addr, pipeline_env, start_service, stop_gracefully, wait_ready, SESSION_TIMEOUT,
+};
 
 struct Setup {
     env: Vec<(String, String)>,
@@ -28,45 +30,18 @@ struct Setup {
     clicks_keyed: String,
 }
 
-const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-
 fn setup(tansu: &Tansu) -> Setup {
-    let impressions = unique_name("raw_impressions");
-    let clicks = unique_name("raw_clicks");
-    let impressions_keyed = unique_name("impressions_keyed");
-    let clicks_keyed = unique_name("clicks_keyed");
-    let env = vec![
-        ("ADJOIN__KAFKA__BROKERS", tansu.bootstrap_servers()),
-        ("ADJOIN__TOPICS__IMPRESSIONS", impressions.clone()),
-        ("ADJOIN__TOPICS__CLICKS", clicks.clone()),
-        (
-            "ADJOIN__INGEST__IMPRESSIONS_KEYED_TOPIC",
-            impressions_keyed.clone(),
-        ),
-        ("ADJOIN__INGEST__CLICKS_KEYED_TOPIC", clicks_keyed.clone()),
-        ("ADJOIN__INGEST__GROUP_ID", unique_name("ingest")),
-        ("ADJOIN__INGEST__COMMIT_INTERVAL", "200ms".to_owned()),
-        // A killed member is noticed after 10 s rather than 45 s. Not less: Tansu
-        // refreshes a member's session only on heartbeats, not during its 3 s joins.
-        (
-            "ADJOIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
-            SESSION_TIMEOUT.as_millis().to_string(),
-        ),
-        (
-            "ADJOIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS",
-            "1000".to_owned(),
-        ),
-        ("RUST_LOG", "info,rdkafka=warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value))
-    .collect();
+    let env = common::with(
+        pipeline_env(tansu),
+        &[("ADJOIN__INGEST__COMMIT_INTERVAL", "200ms")],
+    );
+    let name = |variable| env_value(&env, variable).to_owned();
     Setup {
+        impressions: name("ADJOIN__TOPICS__IMPRESSIONS"),
+        clicks: name("ADJOIN__TOPICS__CLICKS"),
+        impressions_keyed: name("ADJOIN__INGEST__IMPRESSIONS_KEYED_TOPIC"),
+        clicks_keyed: name("ADJOIN__INGEST__CLICKS_KEYED_TOPIC"),
         env,
-        impressions,
-        clicks,
-        impressions_keyed,
-        clicks_keyed,
     }
 }
 

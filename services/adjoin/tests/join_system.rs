@@ -14,54 +14,28 @@ use std::time::{Duration, Instant};
 
 use adjoin_generator::truth::Truth;
 use adjoin_shared::schema::Outcome;
-use adjoin_shared::testing::{read_until, unique_name, Tansu};
+use adjoin_shared::testing::{read_until, Tansu};
 use adjoin_sink::store::Store;
 
-use common::{adjoin, free_addr, start_service, stop_gracefully, wait_ready};
-
-/// A killed member is noticed after this; see `ingest_system.rs` for why not less.
-const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+use common::{
+    adjoin, env_value, free_addr, pipeline_env, start_service, stop_gracefully, wait_ready,
+    SESSION_TIMEOUT,
+};
 
 fn environment(tansu: &Tansu) -> (Vec<(String, String)>, String) {
-    let outcomes = unique_name("click_outcomes");
-    let env = [
-        ("ADJOIN__KAFKA__BROKERS", tansu.bootstrap_servers()),
-        (
-            "ADJOIN__TOPICS__IMPRESSIONS",
-            unique_name("raw_impressions"),
-        ),
-        ("ADJOIN__TOPICS__CLICKS", unique_name("raw_clicks")),
-        (
-            "ADJOIN__INGEST__IMPRESSIONS_KEYED_TOPIC",
-            unique_name("impressions_keyed"),
-        ),
-        (
-            "ADJOIN__INGEST__CLICKS_KEYED_TOPIC",
-            unique_name("clicks_keyed"),
-        ),
-        ("ADJOIN__INGEST__GROUP_ID", unique_name("ingest")),
-        ("ADJOIN__INGEST__COMMIT_INTERVAL", "200ms".to_owned()),
-        ("ADJOIN__INGEST__MARKER_INTERVAL", "200ms".to_owned()),
-        ("ADJOIN__JOIN__OUTCOMES_TOPIC", outcomes.clone()),
-        ("ADJOIN__JOIN__GROUP_ID", unique_name("join")),
-        ("ADJOIN__JOIN__COMMIT_INTERVAL", "200ms".to_owned()),
-        // Short lateness and idle timeout, so the last waiting clicks are decided
-        // seconds after traffic stops (the generator bounds its disorder by it).
-        ("ADJOIN__WATERMARK__ALLOWED_LATENESS", "5s".to_owned()),
-        ("ADJOIN__WATERMARK__IDLE_TIMEOUT", "3s".to_owned()),
-        (
-            "ADJOIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
-            SESSION_TIMEOUT.as_millis().to_string(),
-        ),
-        (
-            "ADJOIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS",
-            "1000".to_owned(),
-        ),
-        ("RUST_LOG", "info,rdkafka=warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value))
-    .collect();
+    let env = common::with(
+        pipeline_env(tansu),
+        &[
+            ("ADJOIN__INGEST__COMMIT_INTERVAL", "200ms"),
+            ("ADJOIN__INGEST__MARKER_INTERVAL", "200ms"),
+            ("ADJOIN__JOIN__COMMIT_INTERVAL", "200ms"),
+            // Short lateness and idle timeout, so the last waiting clicks are decided
+            // seconds after traffic stops (the generator bounds its disorder by it).
+            ("ADJOIN__WATERMARK__ALLOWED_LATENESS", "5s"),
+            ("ADJOIN__WATERMARK__IDLE_TIMEOUT", "3s"),
+        ],
+    );
+    let outcomes = env_value(&env, "ADJOIN__JOIN__OUTCOMES_TOPIC").to_owned();
     (env, outcomes)
 }
 
@@ -87,18 +61,7 @@ fn join_processes_come_and_go_and_every_click_gets_the_oracles_outcome() {
     let mut ingest = start_service(&env, "ingest", ingest_listen, &log("ingest"));
     wait_ready(ingest_listen);
     let database_url = format!("sqlite://{}", logs.path().join("adjoin.db").display());
-    let sink_env: Vec<(String, String)> = env
-        .iter()
-        .cloned()
-        .chain([
-            ("ADJOIN__DATABASE__URL".to_owned(), database_url.clone()),
-            ("ADJOIN__SINK__GROUP_ID".to_owned(), unique_name("sink")),
-            (
-                "ADJOIN__SINK__DLQ_TOPIC".to_owned(),
-                unique_name("sink_dlq"),
-            ),
-        ])
-        .collect();
+    let sink_env = common::with(env.clone(), &[("ADJOIN__DATABASE__URL", &database_url)]);
     let sink_listen = free_addr();
     let mut sink = start_service(&sink_env, "sink", sink_listen, &log("sink"));
     wait_ready(sink_listen);

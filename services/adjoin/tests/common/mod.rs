@@ -8,7 +8,72 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use adjoin_shared::testing::http_get;
+use adjoin_shared::testing::{http_get, unique_name, Tansu};
+
+/// A killed member is noticed after this rather than after Kafka's 45 s. Not less:
+/// Tansu refreshes a member's session only on heartbeats, not during its 3 s joins.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every system test's pipeline starts from: the broker, fresh names for
+/// every topic and consumer group, the short session timeout, logs at info.
+/// Tests append their own settings; a later entry for a variable wins.
+pub fn pipeline_env(tansu: &Tansu) -> Vec<(String, String)> {
+    [
+        ("ADJOIN__KAFKA__BROKERS", tansu.bootstrap_servers()),
+        (
+            "ADJOIN__TOPICS__IMPRESSIONS",
+            unique_name("raw_impressions"),
+        ),
+        ("ADJOIN__TOPICS__CLICKS", unique_name("raw_clicks")),
+        (
+            "ADJOIN__INGEST__IMPRESSIONS_KEYED_TOPIC",
+            unique_name("impressions_keyed"),
+        ),
+        (
+            "ADJOIN__INGEST__CLICKS_KEYED_TOPIC",
+            unique_name("clicks_keyed"),
+        ),
+        ("ADJOIN__INGEST__GROUP_ID", unique_name("ingest")),
+        (
+            "ADJOIN__JOIN__OUTCOMES_TOPIC",
+            unique_name("click_outcomes"),
+        ),
+        ("ADJOIN__JOIN__GROUP_ID", unique_name("join")),
+        ("ADJOIN__SINK__GROUP_ID", unique_name("sink")),
+        ("ADJOIN__SINK__DLQ_TOPIC", unique_name("sink_dlq")),
+        (
+            "ADJOIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS",
+            SESSION_TIMEOUT.as_millis().to_string(),
+        ),
+        (
+            "ADJOIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS",
+            "1000".to_owned(),
+        ),
+        ("RUST_LOG", "info,rdkafka=warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// Appends `settings` to `env`.
+pub fn with(mut env: Vec<(String, String)>, settings: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.extend(
+        settings
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+    );
+    env
+}
+
+/// The value `env` gives `name` (its last entry, as a process would see it).
+pub fn env_value<'a>(env: &'a [(String, String)], name: &str) -> &'a str {
+    env.iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_else(|| panic!("{name} is not in the environment"))
+}
 
 /// An `adjoin` command with exactly `env` as its `ADJOIN*` environment (the
 /// caller's own `ADJOIN*` variables removed) plus `extra_env`.
